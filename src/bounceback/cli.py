@@ -1,0 +1,131 @@
+"""The ``bounceback`` command line.
+
+    bounceback parse [--jsonl] PATH...     read bounces from files, folders, mbox files, maildirs
+    bounceback samples                     print the path of the bounces shipped with the package
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from bounceback.core.pipeline import parse
+from bounceback.core.report import Report
+from bounceback.sources import Message, Unreadable, iter_paths
+
+SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
+
+
+def report_to_dict(report: Report, source: str = "", position: int = 1) -> dict[str, Any]:
+    """The JSON contract of ``bounceback parse --jsonl`` (documented in the README)."""
+    original = report.original
+    return {
+        "source": source,
+        "message": position,
+        "kind": report.kind.value,
+        "detector": report.detector,
+        "subject": report.subject,
+        "return_path": report.return_path,
+        "verp_token": report.verp_token,
+        "original": {
+            "message_id": original.message_id,
+            "from": original.from_,
+            "to": original.to,
+            "subject": original.subject,
+            "date": original.date,
+            "envelope_id": original.envelope_id,
+            "headers": dict(original.headers),
+        },
+        "recipients": [
+            {
+                "address": r.address,
+                "original_recipient": r.original_recipient,
+                "action": r.action.value,
+                "status": r.status,
+                "reply_code": r.reply_code,
+                "reason": r.reason.value,
+                "category": r.category.value,
+                "permanent": r.permanent,
+                "hard": r.hard,
+                "diagnostic": r.diagnostic,
+                "remote_mta": r.remote_mta,
+                "reporting_mta": r.reporting_mta,
+                "smtp_command": r.smtp_command,
+                "rule": r.rule_id,
+                "matched": r.matched,
+                "feedback_type": r.feedback_type,
+            }
+            for r in report.recipients
+        ],
+        "problems": [{"code": p.code, "detail": p.detail} for p in report.problems],
+    }
+
+
+def _print_table(report: Report, source: str, position: int, out: TextIO) -> None:
+    where = source if position == 1 else f"{source} (message {position})"
+    out.write(f"{where}\n  {report.kind.value}")
+    out.write(f" (read by {report.detector})\n" if report.detector else "\n")
+    width = shutil.get_terminal_size((120, 20)).columns
+    for r in report.recipients:
+        hard = "hard" if r.hard else "soft"
+        label = f"{r.category.label} ({hard})" if r.category.is_bounce else r.category.label
+        codes = " ".join(x for x in (r.reply_code, r.status) if x)
+        out.write(f"  {r.address or '(no address)':40} {r.reason.value:20} {codes:12} {label}\n")
+        if r.diagnostic:
+            out.write(f"      {r.diagnostic[: max(40, width - 8)]}\n")
+    for problem in report.problems:
+        out.write(f"  ! {problem.code}: {problem.detail}\n")
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    failed = 0
+    out: TextIO = sys.stdout
+    for item in iter_paths(args.paths):
+        if isinstance(item, Unreadable):
+            failed += 1
+            sys.stderr.write(f"bounceback: cannot read {item.source}: {item.error}\n")
+            continue
+        assert isinstance(item, Message)
+        report = parse(item.raw)
+        if args.jsonl:
+            out.write(json.dumps(report_to_dict(report, item.source, item.position),
+                                 ensure_ascii=False) + "\n")
+        else:
+            _print_table(report, item.source, item.position, out)
+    return 1 if failed else 0
+
+
+def cmd_samples(_: argparse.Namespace) -> int:
+    print(SAMPLES)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bounceback", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("parse", help="parse bounce messages and print what they say")
+    p.add_argument("--jsonl", action="store_true", help="one JSON object per message")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="a message file, a folder (recursive), an mbox file or a maildir")
+    p.set_defaults(func=cmd_parse)
+    s = sub.add_parser("samples", help="print the folder of sample bounces shipped with bounceback")
+    s.set_defaults(func=cmd_samples)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # `bounceback parse ... | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The classifier: which rule table decides a recipient's reason, in which order.
+
+Precedence, written down once (first step that gives an answer wins):
+
+1. ``hint``: the detector knows what its format means (ARF, auto-reply, a provider's fixed text).
+2. ``delivered``: a success action or a 2.x.x status.
+3. ``provider``: rules for the remote host's provider (its codes may mean something narrower).
+4. ``status-decisive``: an enhanced status code that names one cause precisely (5.1.1, 5.2.2).
+5. ``phrase``: the server's response text against the phrase table (ordered, first match).
+6. ``status``: any other listed enhanced status code.
+7. ``command``: the SMTP command the failure answered (MAIL FROM refused: the sender).
+8. ``fallback``: on_hold when a code said "failed" but not why, undetermined when nothing did.
+
+After that, one adjustment: a recipient refused as unknown only after DATA was refused by a
+content filter (the server accepted the RCPT), so it is ``filtered``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from bounceback.core.classify.rules import ProviderRule, StatusRule
+from bounceback.core.classify.rules.phrases import PHRASE_RULES
+from bounceback.core.classify.rules.providers import PROVIDER_RULES
+from bounceback.core.classify.rules.status import STATUS_RULES
+from bounceback.core.report import Decision, Facts
+from bounceback.core.taxonomy import Action, Reason
+
+_SPACES = re.compile(r"\s+")
+_COMPILED_PHRASES = tuple((rule, rule.compiled()) for rule in PHRASE_RULES)
+_COMPILED_PROVIDERS = tuple(
+    (rule, re.compile(rule.host), re.compile(rule.pattern) if rule.pattern else None)
+    for rule in PROVIDER_RULES
+)
+_STATUS_EXACT: dict[str, StatusRule] = {r.code: r for r in STATUS_RULES if r.code[0] != "*"}
+_STATUS_FAMILY: dict[str, StatusRule] = {r.code[1:]: r for r in STATUS_RULES if r.code[0] == "*"}
+_SUCCESS = frozenset({Action.DELIVERED, Action.RELAYED, Action.EXPANDED})
+
+_COMMAND_RULES: dict[str, tuple[str, Reason]] = {
+    # The server refused the envelope sender: nothing about the recipient is known.
+    "MAIL": ("command.mail", Reason.SENDER_REJECTED),
+    # Refused before any envelope: the connecting host (IP, name) was not welcome.
+    "CONN": ("command.connect", Reason.BLOCKED),
+    "HELO": ("command.helo", Reason.BLOCKED),
+}
+
+
+def explain_order() -> tuple[str, ...]:
+    """The steps of the precedence, for ``bounceback explain`` and the UI."""
+    return ("hint", "delivered", "provider", "status-decisive", "phrase", "status", "command",
+            "fallback")
+
+
+def normalize(text: str) -> str:
+    return _SPACES.sub(" ", text).strip().lower()
+
+
+def classify(facts: Facts, fallback_text: str = "") -> Decision:
+    """Decide the reason of one recipient. ``fallback_text`` is read when the facts carry no
+    diagnostic (a notice that quotes the server's answer only in its prose)."""
+    decision = _decide(facts, normalize(facts.diagnostic or fallback_text[:4096]))
+    if (decision.reason is Reason.USER_UNKNOWN and facts.smtp_command == "DATA"
+            and not decision.rule_id.startswith(("hint.", "status."))):
+        return Decision(Reason.FILTERED, "context.unknown-after-data", decision.matched)
+    return decision
+
+
+def _decide(facts: Facts, text: str) -> Decision:
+    if facts.reason_hint is not None:
+        return Decision(facts.reason_hint, facts.hint_rule or "hint.detector")
+    if facts.action in _SUCCESS or facts.status.startswith("2."):
+        return Decision(Reason.DELIVERED, "delivered.action", facts.action.value or facts.status)
+    host = (facts.remote_mta or facts.reporting_mta).lower()
+    found = _provider(host, facts.status, text) if host else None
+    if found:
+        return found
+    status_rule = _status_rule(facts.status)
+    if status_rule is not None and status_rule.decisive:
+        return Decision(status_rule.reason, status_rule.id, facts.status)
+    found = _phrase(text)
+    if found:
+        return found
+    if status_rule is not None:
+        return Decision(status_rule.reason, status_rule.id, facts.status)
+    if facts.smtp_command in _COMMAND_RULES:
+        rule_id, reason = _COMMAND_RULES[facts.smtp_command]
+        return Decision(reason, rule_id, facts.smtp_command)
+    if facts.status or facts.reply_code or text:
+        return Decision(Reason.ON_HOLD, "fallback.on-hold", facts.status or facts.reply_code)
+    return Decision(Reason.UNDETERMINED, "fallback.undetermined")
+
+
+def _provider(host: str, status: str, text: str) -> Decision | None:
+    for rule, host_re, pattern in _COMPILED_PROVIDERS:
+        if not host_re.search(host):
+            continue
+        if rule.status and rule.status != status:
+            continue
+        if pattern is not None:
+            match = pattern.search(text)
+            if not match:
+                continue
+            return _decided(rule, match.group(0))
+        return _decided(rule, status)
+    return None
+
+
+def _decided(rule: ProviderRule, matched: str) -> Decision:
+    return Decision(rule.reason, rule.id, matched, sender_dmarc=rule.sender_dmarc)
+
+
+def _phrase(text: str) -> Decision | None:
+    if not text:
+        return None
+    for rule, pattern in _COMPILED_PHRASES:
+        match = pattern.search(text)
+        if match:
+            return Decision(rule.reason, rule.id, match.group(0), sender_dmarc=rule.sender_dmarc)
+    return None
+
+
+@lru_cache(maxsize=512)
+def _status_rule(status: str) -> StatusRule | None:
+    if not status or status.endswith(".0.0"):
+        return None
+    exact = _STATUS_EXACT.get(status)
+    if exact is not None:
+        return exact
+    return _STATUS_FAMILY.get(status[1:])

@@ -1,0 +1,203 @@
+"""The bounce as detectors see it: :class:`Mail`, built once per ``parse`` and read lazily.
+
+A detector asks for what it needs (a header, the report part, the notice text, the returned
+original) and pays only for that. Parts inside a returned message are never searched for report
+parts: a bounce of a bounce must not be read as its inner bounce.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+from bounceback.core.mime import (
+    _EMBEDDED,
+    _HEADERS_ONLY,
+    Headers,
+    Part,
+    decode_words,
+    normalize_newlines,
+    parse_header_block,
+)
+from bounceback.core.report import Problem
+
+_DELIVERY_STATUS = frozenset({"message/delivery-status", "message/global-delivery-status"})
+_FEEDBACK = frozenset({"message/feedback-report"})
+_RETURNED = _EMBEDDED | _HEADERS_ONLY
+
+# Lines that non-MIME bounces put between their notice and the copy of the original message.
+# Each is a fixed phrase of one MTA family; the list is data so that a format module can rely on it.
+ORIGINAL_MARKERS = (
+    # qmail: "--- Below this line is a copy of the message."
+    "--- below this line is a copy of the message",
+    # Exim: "------ This is a copy of the message, including all the headers. ------"
+    "------ this is a copy of the message",
+    # Sendmail V5, many others: "----- Original message follows -----", "Unsent message below"
+    "----- original message follows",
+    "----- unsent message follows",
+    "--- original message follows",
+    "------ original message ------",
+    "-------- original message --------",
+    "----- original message -----",
+    "-----original message-----",
+    "--------original message--------",
+    "--- message header follows",
+    "--- original message header",
+    "----- message header follows",
+    "------ this is a copy of your message, including all the headers. ------",
+    "original message headers:",
+    "the original message headers are included as attachment",
+    "the headers of your message were:",
+    "content-type: message/rfc822",
+    "------ the original message ------",
+    "--- the header of the original message is following.",
+    "----- the header of the original message is following. -----",
+    "--- original message header ---",
+    "--- undeliverable message ---",
+)
+_MARKERS = ORIGINAL_MARKERS
+
+_ORIGINAL_FIELD = re.compile(
+    r"^(message-id|from|to|subject|date|x-[\w-]{1,60}):[ \t]*(.*)$", re.I | re.M
+)
+
+
+class Mail:
+    """A parsed view of one message. Not frozen (it caches), but never changed after use."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.problems: list[Problem] = []
+        self.data = normalize_newlines(raw)
+        self.root = Part(self.data, self.problems)
+        self.headers: Headers = self.root.headers
+
+    # --- headers ---------------------------------------------------------------------------
+    def header(self, name: str) -> str:
+        return self.headers.get(name)
+
+    @cached_property
+    def subject(self) -> str:
+        return decode_words(self.headers.get("Subject")).strip()
+
+    @cached_property
+    def sender(self) -> str:
+        return decode_words(self.headers.get("From")).strip()
+
+    @cached_property
+    def content_type(self) -> str:
+        return self.root.content_type
+
+    # --- parts -----------------------------------------------------------------------------
+    @cached_property
+    def own_parts(self) -> list[Part]:
+        """Every part of this message, not descending into returned messages."""
+        out: list[Part] = []
+        stack: list[Part] = [self.root]
+        while stack and len(out) < 500:
+            part = stack.pop()
+            out.append(part)
+            if part.is_multipart:
+                stack.extend(reversed(part.children))
+        return out
+
+    def first_part(self, types: frozenset[str]) -> Part | None:
+        for part in self.own_parts:
+            if part.content_type in types:
+                return part
+        return None
+
+    @cached_property
+    def delivery_status(self) -> Part | None:
+        return self.first_part(_DELIVERY_STATUS)
+
+    @cached_property
+    def feedback_report(self) -> Part | None:
+        return self.first_part(_FEEDBACK)
+
+    @cached_property
+    def returned(self) -> Part | None:
+        """The returned original message (or its headers), as a Part with headers, if attached."""
+        for part in self.own_parts:
+            if part is self.root:
+                continue
+            if part.content_type in _RETURNED:
+                children = part.children
+                return children[0] if children else None
+        return None
+
+    @cached_property
+    def text(self) -> str:
+        """The human-readable notice: this message's own text/plain parts (or HTML reduced to
+        text when there is no plain text), excluding the returned message."""
+        plain: list[str] = []
+        html: list[str] = []
+        for part in self.own_parts:
+            if part.is_multipart or part.content_type in _RETURNED:
+                continue
+            disposition = part.headers.get("Content-Disposition").lower()
+            if disposition.startswith("attachment") and part.content_type != "text/plain":
+                continue
+            if part.content_type == "text/plain" or part is self.root:
+                if part.content_type == "text/html":
+                    html.append(part.text)
+                else:
+                    plain.append(part.text)
+            elif part.content_type == "text/html":
+                html.append(part.text)
+        return "\n".join(plain) if plain else "\n".join(html)
+
+    @cached_property
+    def notice(self) -> str:
+        """:attr:`text` up to the start of an inline copy of the original message."""
+        return split_original(self.text)[0]
+
+    @cached_property
+    def inline_original(self) -> str:
+        """The inline copy of the original message after a marker line, if any."""
+        return split_original(self.text)[1]
+
+    def original_headers(self) -> Headers:
+        """Headers of the returned message: the attached part, else the inline copy."""
+        returned = self.returned
+        if returned is not None and len(returned.headers):
+            return returned.headers
+        inline = self.inline_original
+        if inline:
+            return parse_header_block(_header_lines(inline).encode("utf-8", "replace"))
+        return Headers([])
+
+
+def split_original(text: str) -> tuple[str, str]:
+    """Split a notice at the first known marker of an inline original message."""
+    lower = text.lower()
+    best = -1
+    for marker in _MARKERS:
+        pos = lower.find(marker)
+        if pos >= 0 and (best < 0 or pos < best):
+            best = pos
+    if best < 0:
+        return text, ""
+    line_end = text.find("\n", best)
+    rest = text[line_end + 1 :] if line_end >= 0 else ""
+    return text[:best], rest
+
+
+def _header_lines(text: str) -> str:
+    """The first block of header-looking lines in ``text`` (leading blank lines skipped)."""
+    lines = text.lstrip("\n").split("\n")
+    out: list[str] = []
+    for line in lines[:400]:
+        if not line.strip():
+            if out:
+                break
+            continue
+        out.append(line.lstrip(" ") if not out else line)
+    return "\n".join(out)
+
+
+def scan_original_fields(text: str) -> dict[str, str]:
+    """Header-like fields (Message-ID, From, To, Subject, Date, X-*) anywhere in ``text``."""
+    found: dict[str, str] = {}
+    for match in _ORIGINAL_FIELD.finditer(text[:200_000]):
+        found.setdefault(match.group(1).lower(), match.group(2).strip())
+    return found

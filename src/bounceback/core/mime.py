@@ -1,0 +1,362 @@
+"""Bytes to a light, lazy view of a message: headers, parts, decoded text.
+
+Not a general MIME library. It reads what bounce parsing needs and never raises on bad mail:
+problems are collected as :class:`Problem` values. Children of a multipart and decoded bodies are
+computed on first use, so a detector that only needs headers pays for headers only.
+
+Limits keep every input bounded in time: nesting depth, number of parts, header line length.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import re
+from email.header import decode_header
+from functools import cached_property
+
+from bounceback.core.report import Problem
+
+MAX_DEPTH = 8
+MAX_PARTS = 500
+MAX_HEADER_VALUE = 64 * 1024
+MAX_HEADERS = 1000
+# Text longer than this is cut before detectors scan it: a bounce notice is short, and what is
+# past this point is an attachment that no rule needs.
+MAX_TEXT = 512 * 1024
+
+_HEADER_NAME = re.compile(rb"^([!-9;-~]{1,128}):")  # RFC 5322 ftext, bounded
+_ENCODED_WORD = re.compile(r"=\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=")
+
+# Charset names seen in the wild that Python's codecs do not know by that name.
+_CHARSET_ALIASES = {
+    "x-sjis": "shift_jis",
+    "shift-jis": "shift_jis",
+    "sjis": "shift_jis",
+    "x-euc-jp": "euc_jp",
+    "ks_c_5601-1987": "cp949",
+    "x-unknown": "latin-1",
+    "unknown-8bit": "latin-1",
+    "iso-8859-8-i": "iso-8859-8",
+    "windows-874": "cp874",
+    "x-mac-roman": "mac_roman",
+    "utf8": "utf-8",
+    "ansi_x3.4-1968": "ascii",
+    "us-ascii": "ascii",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+}
+
+
+def normalize_newlines(raw: bytes) -> bytes:
+    """CRLF and lone CR become LF, so every later step sees one line ending."""
+    if b"\r" not in raw:
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def decode_bytes(data: bytes, charset: str, problems: list[Problem] | None = None) -> str:
+    """Decode with the declared charset, falling back to UTF-8 then Latin-1, never raising."""
+    name = _CHARSET_ALIASES.get(charset.lower().strip(), charset.lower().strip())
+    if not name:
+        if b"\x1b$" in data:  # ISO-2022-JP escape sequences without a declared charset
+            name = "iso2022_jp"
+        else:
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                return data.decode("latin-1")
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        if problems is not None:
+            problems.append(Problem("charset.unknown", f"unknown charset {charset!r}"))
+        return data.decode("utf-8", "replace")
+    try:
+        return data.decode(name, "replace")
+    except Exception:  # a broken codec state machine (e.g. stateful encodings) on junk input
+        return data.decode("utf-8", "replace")
+
+
+def decode_words(value: str) -> str:
+    """RFC 2047 encoded words to text; the value unchanged when it has none or they are broken."""
+    if "=?" not in value or not _ENCODED_WORD.search(value):
+        return value
+    try:
+        pieces = decode_header(value)
+    except Exception:  # email.header raises on some malformed words; keep the raw text
+        return value
+    out = []
+    for chunk, charset in pieces:
+        if isinstance(chunk, bytes):
+            out.append(decode_bytes(chunk, charset or ""))
+        else:
+            out.append(chunk)
+    return "".join(out)
+
+
+def parse_params(value: str) -> tuple[str, dict[str, str]]:
+    """``type/subtype; a=b; c="d"`` to (lower-cased type, {param: value})."""
+    head, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    for match in re.finditer(r'([\w.*-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)', rest[:4096]):
+        key, val = match.group(1).lower(), match.group(2)
+        if val.startswith('"') and val.endswith('"') and len(val) >= 2:
+            val = val[1:-1].replace('\\"', '"')
+        params.setdefault(key.rstrip("*"), val)
+    return head.strip().lower(), params
+
+
+class Headers:
+    """An ordered, case-insensitive multi-map of unfolded header values."""
+
+    __slots__ = ("_items", "_index")
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = items
+        self._index: dict[str, list[str]] = {}
+        for name, value in items:
+            self._index.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str, default: str = "") -> str:
+        values = self._index.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        return list(self._index.get(name.lower(), ()))
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._index
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def parse_header_block(block: bytes, problems: list[Problem] | None = None) -> Headers:
+    """Parse a block of header lines (already LF-only) into :class:`Headers`."""
+    items: list[tuple[str, str]] = []
+    name: str | None = None
+    value_parts: list[bytes] = []
+
+    def flush() -> None:
+        if name is not None:
+            raw = b" ".join(value_parts).strip()[:MAX_HEADER_VALUE]
+            items.append((name, _decode_header_bytes(raw)))
+
+    for line in block.split(b"\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            if name is not None and len(value_parts) < 10_000:
+                value_parts.append(line.strip())
+            continue
+        match = _HEADER_NAME.match(line)
+        if match is None:
+            # Not a header and not a continuation: an mbox "From " line or junk. Skip it.
+            continue
+        flush()
+        if len(items) >= MAX_HEADERS:
+            if problems is not None:
+                problems.append(Problem("mime.too_many_headers", f"over {MAX_HEADERS} headers"))
+            name = None
+            break
+        name = match.group(1).decode("ascii")
+        value_parts = [line[match.end():].strip()]
+    flush()
+    return Headers(items)
+
+
+def _decode_header_bytes(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        if b"\x1b$" in raw:
+            return raw.decode("iso2022_jp", "replace")
+        return raw.decode("latin-1")
+
+
+def split_head_body(data: bytes) -> tuple[bytes, bytes]:
+    """Split LF-only message bytes at the first empty line (the header/body separator).
+
+    When the first line is not a header at all, the whole input is body. A message whose header
+    block runs into body text without an empty line keeps the text as body from the first line
+    that is neither a header nor a continuation.
+    """
+    if data.startswith(b"\n"):
+        return b"", data[1:]
+    first = data[: data.find(b"\n")] if b"\n" in data else data
+    if not _HEADER_NAME.match(first) and not first.startswith(b"From "):
+        return b"", data
+    end = data.find(b"\n\n")
+    if end < 0:
+        return data, b""
+    return data[: end + 1], data[end + 2 :]
+
+
+class Part:
+    """One MIME entity: its headers and its (undecoded) body, with lazy children and text."""
+
+    def __init__(self, data: bytes, problems: list[Problem], depth: int = 0,
+                 headers_only: bool = False) -> None:
+        self._problems = problems
+        self.depth = depth
+        if headers_only:
+            head, body = data, b""
+        else:
+            head, body = split_head_body(data)
+        self.headers = parse_header_block(head, problems)
+        self.body = body
+
+    # --- content type ------------------------------------------------------------------------
+    @cached_property
+    def _content_type(self) -> tuple[str, dict[str, str]]:
+        value = self.headers.get("Content-Type")
+        if not value:
+            return "text/plain", {}
+        ctype, params = parse_params(value)
+        if "/" not in ctype:
+            return "text/plain", params
+        return ctype, params
+
+    @property
+    def content_type(self) -> str:
+        return self._content_type[0]
+
+    @property
+    def params(self) -> dict[str, str]:
+        return self._content_type[1]
+
+    @property
+    def maintype(self) -> str:
+        return self.content_type.split("/", 1)[0]
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.maintype == "multipart"
+
+    # --- children ------------------------------------------------------------------------------
+    @cached_property
+    def children(self) -> list[Part]:
+        """The parts of a multipart, or the embedded message of a message/rfc822; else []."""
+        if self.depth >= MAX_DEPTH:
+            if self.is_multipart or self.content_type in _EMBEDDED:
+                self._problems.append(Problem("mime.too_deep", f"nesting over {MAX_DEPTH}"))
+            return []
+        if self.is_multipart:
+            return self._split_multipart()
+        if self.content_type in _EMBEDDED:
+            return [Part(self.decoded, self._problems, self.depth + 1)]
+        if self.content_type in _HEADERS_ONLY:
+            return [Part(self.decoded, self._problems, self.depth + 1, headers_only=True)]
+        return []
+
+    def _split_multipart(self) -> list[Part]:
+        boundary = self.params.get("boundary", "")
+        if not boundary:
+            self._problems.append(Problem("mime.no_boundary", "multipart without a boundary"))
+            return []
+        delim = b"--" + boundary.encode("utf-8", "replace")[:200]
+        body = self.body
+        positions: list[tuple[int, int, bool]] = []  # (line start, line end, is closing)
+        start = 0 if body.startswith(delim) else -1
+        if start < 0:
+            found = body.find(b"\n" + delim)
+            start = found + 1 if found >= 0 else -1
+        while start >= 0:
+            line_end = body.find(b"\n", start)
+            line_end = len(body) if line_end < 0 else line_end
+            rest = body[start + len(delim) : line_end]
+            closing = rest.startswith(b"--")
+            if closing or not rest.strip():
+                positions.append((start, line_end, closing))
+                if closing:
+                    break
+            if len(positions) > MAX_PARTS:
+                self._problems.append(Problem("mime.too_many_parts", f"over {MAX_PARTS} parts"))
+                break
+            found = body.find(b"\n" + delim, line_end)
+            start = found + 1 if found >= 0 else -1
+        if not positions:
+            self._problems.append(Problem("mime.boundary_not_found", f"boundary {boundary!r}"))
+            return []
+        if not positions[-1][2]:
+            self._problems.append(Problem("mime.unterminated", "no closing boundary"))
+        parts = []
+        for (_, end, closing), nxt in zip(positions, [*positions[1:], None], strict=True):
+            if closing:
+                break
+            chunk_end = nxt[0] - 1 if nxt is not None else len(body)
+            chunk = body[end + 1 : max(end + 1, chunk_end)]
+            parts.append(Part(chunk, self._problems, self.depth + 1))
+        return parts
+
+    def walk(self) -> list[Part]:
+        """This part and every descendant, depth first, bounded by MAX_PARTS."""
+        out: list[Part] = []
+        stack: list[Part] = [self]
+        while stack and len(out) < MAX_PARTS:
+            part = stack.pop()
+            out.append(part)
+            stack.extend(reversed(part.children))
+        return out
+
+    # --- decoded content ---------------------------------------------------------------------
+    @cached_property
+    def decoded(self) -> bytes:
+        """The body with its Content-Transfer-Encoding undone (never raising)."""
+        cte = self.headers.get("Content-Transfer-Encoding").strip().lower()
+        body = self.body
+        if cte == "base64":
+            return _decode_base64(body, self._problems)
+        if cte == "quoted-printable":
+            try:
+                return binascii.a2b_qp(body)
+            except (binascii.Error, ValueError):
+                self._problems.append(Problem("mime.bad_qp", "undecodable quoted-printable"))
+                return body
+        return body
+
+    @cached_property
+    def text(self) -> str:
+        """The decoded body as text in its declared charset (HTML reduced to text)."""
+        data = self.decoded[:MAX_TEXT]
+        text = decode_bytes(data, self.params.get("charset", ""), self._problems)
+        if self.content_type == "text/html":
+            text = html_to_text(text)
+        return text
+
+
+_EMBEDDED = frozenset({"message/rfc822", "message/global", "message/partial"})
+_HEADERS_ONLY = frozenset({"text/rfc822-headers", "message/global-headers",
+                           "message/rfc822-headers"})
+
+
+def _decode_base64(body: bytes, problems: list[Problem]) -> bytes:
+    try:
+        return binascii.a2b_base64(body)
+    except (binascii.Error, ValueError):
+        pass
+    # Broken padding or stray characters: keep the alphabet, pad, and try once more.
+    cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
+    cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+    try:
+        return binascii.a2b_base64(cleaned)
+    except (binascii.Error, ValueError):
+        problems.append(Problem("mime.bad_base64", "undecodable base64 body"))
+        return body
+
+
+_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]{0,2000}>", re.S | re.I)
+_ENTITY = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
+
+
+def html_to_text(html: str) -> str:
+    """Enough HTML to text for rules to read a diagnostic: tags become line breaks."""
+    text = re.sub(r"<br\s*/?>|</(p|div|tr|li|h\d)>", "\n", html, flags=re.I)
+    text = _TAG.sub(" ", text)
+    for entity, char in _ENTITY.items():
+        text = text.replace(entity, char)
+    return re.sub(r"[ \t]+", " ", text)

@@ -1,0 +1,167 @@
+"""``parse``: raw bytes -> :class:`Mail` -> detectors -> facts -> classifier -> :class:`Report`."""
+
+from __future__ import annotations
+
+from bounceback.core import address as addr
+from bounceback.core.classify import classify
+from bounceback.core.formats import DETECTORS
+from bounceback.core.message import Mail
+from bounceback.core.mime import decode_words
+from bounceback.core.report import Facts, Original, Problem, RecipientResult, Report
+from bounceback.core.standards import rfc3464
+from bounceback.core.taxonomy import Action, Kind, Reason, categorize
+
+# Headers of the returned message kept on Original.headers: ours, and the ones senders commonly
+# use to tie a message to their own records.
+_OWN_HEADER_PREFIXES = ("x-bounceback-", "x-app-", "x-campaign", "x-mailer-", "x-message-",
+                        "x-delivery", "x-job", "x-list", "list-", "x-ses-", "x-sg-",
+                        "x-mailgun-", "x-mc-", "x-pm-", "feedback-id")
+_RETURN_PATH_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To")
+
+
+def parse(raw: bytes) -> Report:
+    """Read one message. Never raises on bad mail; problems are listed on the report.
+
+    Raises TypeError when ``raw`` is not bytes (a programmer error, not bad mail).
+    """
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise TypeError(f"parse() takes bytes, not {type(raw).__name__}")
+    mail = Mail(bytes(raw))
+    try:
+        return _parse(mail)
+    except Exception as exc:  # a bug in a detector must not lose the message: report it as data
+        return Report(
+            kind=Kind.NOT_BOUNCE,
+            problems=(*mail.problems, Problem("parser.bug", f"{type(exc).__name__}: {exc}")),
+        )
+
+
+def _parse(mail: Mail) -> Report:
+    detector_name = ""
+    facts: list[Facts] = []
+    for detector in DETECTORS:
+        found = detector.detect(mail)
+        if found:
+            detector_name, facts = detector.name, _dedupe(found)
+            break
+    results = tuple(_classify(f, mail, detector_name) for f in facts)
+    return_path = _return_path(mail)
+    return Report(
+        kind=_kind(results),
+        recipients=results,
+        original=_original(mail),
+        detector=detector_name,
+        subject=mail.subject,
+        sender=mail.sender,
+        return_path=return_path,
+        verp_token=verp_token(return_path),
+        problems=tuple(mail.problems),
+    )
+
+
+def _dedupe(facts: list[Facts]) -> list[Facts]:
+    seen: dict[str, int] = {}
+    out: list[Facts] = []
+    for fact in facts:
+        key = fact.address.lower()
+        if key and key in seen:
+            # Keep the first, but prefer one that carries a diagnostic.
+            index = seen[key]
+            if not out[index].diagnostic and fact.diagnostic:
+                out[index] = fact
+            continue
+        seen[key] = len(out)
+        out.append(fact)
+    return out
+
+
+def _classify(facts: Facts, mail: Mail, detector: str) -> RecipientResult:
+    decision = classify(facts, "" if facts.diagnostic else mail.notice)
+    permanent = is_permanent(facts)
+    has_code = bool(facts.status or facts.reply_code)
+    action = facts.action
+    if action is Action.NONE and decision.reason not in (Reason.FEEDBACK, Reason.AUTO_REPLY):
+        action = Action.DELIVERED if decision.reason is Reason.DELIVERED else (
+            Action.FAILED if permanent or decision.reason is Reason.EXPIRED else Action.DELAYED
+        )
+    return RecipientResult(
+        address=facts.address,
+        original_recipient=facts.original_recipient,
+        action=action,
+        status=facts.status,
+        reply_code=facts.reply_code,
+        diagnostic=facts.diagnostic,
+        remote_mta=facts.remote_mta,
+        reporting_mta=facts.reporting_mta,
+        smtp_command=facts.smtp_command,
+        reason=decision.reason,
+        category=categorize(decision.reason, permanent, has_code=has_code,
+                            sender_dmarc=decision.sender_dmarc),
+        permanent=permanent,
+        rule_id=decision.rule_id,
+        matched=decision.matched,
+        feedback_type=facts.feedback_type,
+        last_attempt=facts.last_attempt,
+        detector=detector,
+    )
+
+
+def is_permanent(facts: Facts) -> bool:
+    """5.x.x / 5xx is permanent, 4.x.x / 4xx temporary; without a code the action decides."""
+    for code in (facts.status, facts.reply_code):
+        if code[:1] == "5":
+            return True
+        if code[:1] in ("4", "2"):
+            return False
+    return facts.action is not Action.DELAYED
+
+
+def _kind(results: tuple[RecipientResult, ...]) -> Kind:
+    if not results:
+        return Kind.NOT_BOUNCE
+    reasons = {r.reason for r in results}
+    if Reason.FEEDBACK in reasons:
+        return Kind.COMPLAINT
+    if Reason.AUTO_REPLY in reasons:
+        return Kind.AUTO_REPLY
+    if reasons == {Reason.DELIVERED}:
+        return Kind.DELIVERED
+    failed = [r for r in results if r.reason is not Reason.DELIVERED]
+    if all(r.action is Action.DELAYED for r in failed):
+        return Kind.DELAY
+    return Kind.BOUNCE
+
+
+def _original(mail: Mail) -> Original:
+    headers = mail.original_headers()
+    own = tuple(
+        (name, value) for name, value in headers.items()
+        if name.lower().startswith(_OWN_HEADER_PREFIXES)
+    )[:50]
+    return Original(
+        message_id=headers.get("Message-ID").strip(),
+        from_=decode_words(headers.get("From")).strip(),
+        to=decode_words(headers.get("To")).strip(),
+        subject=decode_words(headers.get("Subject")).strip(),
+        date=headers.get("Date").strip(),
+        envelope_id=rfc3464.envelope_id(mail),
+        headers=own,
+    )
+
+
+def _return_path(mail: Mail) -> str:
+    for name in _RETURN_PATH_HEADERS:
+        value = mail.header(name)
+        if value:
+            found = addr.find_address(value)
+            if found:
+                return found
+    return ""
+
+
+def verp_token(address: str, separator: str = "+") -> str:
+    """``bounces+TOKEN@bounce.example`` -> ``TOKEN`` (empty when the address has none)."""
+    local = address.rpartition("@")[0]
+    if separator not in local:
+        return ""
+    return local.split(separator, 1)[1]

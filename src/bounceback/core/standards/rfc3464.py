@@ -1,0 +1,142 @@
+"""RFC 3464 delivery status notifications inside an RFC 6522 multipart/report.
+
+The message/delivery-status part is a block of per-message fields followed by one block per
+recipient (RFC 3464 section 2). Real MTAs are loose about the blank lines between blocks, so a new
+recipient block starts at a blank line *or* at a recipient field repeated within the current block.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bounceback.core import address as addr
+from bounceback.core.message import Mail
+from bounceback.core.report import Facts, Problem
+from bounceback.core.standards import command, reply, status
+from bounceback.core.taxonomy import Action
+
+NAME = "rfc3464"
+
+_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,60})[ \t]*:[ \t]*(.*)$")
+_RECIPIENT_FIELDS = frozenset({"final-recipient", "original-recipient", "x-actual-recipient"})
+_PER_MESSAGE = frozenset(
+    {"reporting-mta", "original-envelope-id", "received-from-mta", "arrival-date", "dsn-gateway",
+     "x-postfix-queue-id", "x-postfix-sender", "x-original-message-id"}
+)
+
+Block = dict[str, str]
+
+
+def parse_fields(text: str) -> tuple[Block, list[Block]]:
+    """The per-message block and the per-recipient blocks of a delivery-status body.
+
+    Field names are lower-cased (Exim spells them differently), continuation lines are joined
+    with a single space, and a field repeated in one block keeps its first value.
+    """
+    per_message: Block = {}
+    recipients: list[Block] = []
+    current: Block | None = None
+    last: str | None = None
+    for line in text.split("\n")[:20_000]:
+        if not line.strip():
+            if current:
+                recipients.append(current)
+            current = None
+            last = None
+            continue
+        if line[0] in " \t":
+            if last is not None:
+                target = current if current is not None else per_message
+                if last in target:
+                    target[last] = (target[last] + " " + line.strip())[:16_384]
+            continue
+        match = _FIELD.match(line)
+        if not match:
+            continue
+        name, value = match.group(1).lower(), match.group(2).strip()
+        if current is None and name in _PER_MESSAGE and not recipients:
+            per_message.setdefault(name, value)
+            last = name
+            continue
+        if current is not None and name in _RECIPIENT_FIELDS and name in current:
+            recipients.append(current)  # a second recipient without a blank line between
+            current = None
+        if current is None:
+            if name in _PER_MESSAGE:
+                per_message.setdefault(name, value)
+                last = name
+                continue
+            current = {}
+        current.setdefault(name, value)
+        last = name
+    if current:
+        recipients.append(current)
+    return per_message, [b for b in recipients if _is_recipient(b)]
+
+
+def _is_recipient(block: Block) -> bool:
+    return any(k in block for k in _RECIPIENT_FIELDS) or "action" in block or "status" in block
+
+
+def typed_value(value: str) -> tuple[str, str]:
+    """``"smtp; 550 ..."`` -> ("smtp", "550 ..."); a value without a type keeps it all."""
+    head, sep, rest = value.partition(";")
+    if sep and head.strip() and " " not in head.strip() and len(head) <= 20:
+        return head.strip().lower(), rest.strip()
+    return "", value.strip()
+
+
+def facts_from_block(block: Block, per_message: Block) -> Facts | None:
+    """One recipient's :class:`Facts` from its DSN fields (None when it names no address)."""
+    final = addr.clean(block.get("final-recipient", ""))
+    original = addr.clean(block.get("original-recipient", ""))
+    actual = addr.clean(block.get("x-actual-recipient", ""))
+    address = final if addr.is_address(final) else (original or actual or final)
+    if not address:
+        return None
+    diag_type, diagnostic = typed_value(block.get("diagnostic-code", ""))
+    diagnostic = _unquote(diagnostic)
+    status_field = status.normalize(block.get("status", ""))
+    return Facts(
+        address=address,
+        original_recipient=original if original.lower() != address.lower() else "",
+        action=Action.parse(block.get("action", "")),
+        status=status.more_specific(status_field, diagnostic),
+        reply_code=reply.find_reply_code(diagnostic) if diag_type in ("smtp", "") else "",
+        diagnostic=diagnostic,
+        diagnostic_type=diag_type,
+        remote_mta=typed_value(block.get("remote-mta", ""))[1],
+        reporting_mta=typed_value(per_message.get("reporting-mta", ""))[1],
+        smtp_command=command.find_command(diagnostic),
+        last_attempt=block.get("last-attempt-date", ""),
+    )
+
+
+def _unquote(text: str) -> str:
+    """Some MTAs wrap the whole diagnostic in quotes or leave MIME-style folding artefacts."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    return re.sub(r"\s+", " ", text)
+
+
+def detect(mail: Mail) -> list[Facts] | None:
+    """Facts for each recipient of the message/delivery-status part, or None when there is none."""
+    part = mail.delivery_status
+    if part is None:
+        return None
+    per_message, blocks = parse_fields(part.text)
+    facts = [f for f in (facts_from_block(b, per_message) for b in blocks) if f is not None]
+    if not facts:
+        mail.problems.append(Problem("dsn.no_recipient", "delivery-status names no recipient"))
+        return None
+    return facts
+
+
+def envelope_id(mail: Mail) -> str:
+    """The Original-Envelope-ID (RFC 3461 ENVID) of the report, if any."""
+    part = mail.delivery_status
+    if part is None:
+        return ""
+    per_message, _ = parse_fields(part.text)
+    return per_message.get("original-envelope-id", "")
