@@ -31,8 +31,14 @@ DETECTORS: tuple[Detector, ...] = (
     # RFC 5965 complaints first: a feedback report is a multipart/report too, and its returned
     # message may itself look like a bounce.
     Detector(arf.NAME, arf.detect),
+    # == Formats whose messages carry a delivery-status part that the generic reader gets wrong.
+    # == end of formats before rfc3464
     # RFC 3464: any message/delivery-status part, whoever wrote it.
     Detector(rfc3464.NAME, rfc3464.detect),
+    # == MTA formats (non-RFC 3464 notices of mail server software).
+    # == end of MTA formats
+    # == Provider and gateway formats (one company's or one product's own notices).
+    # == end of provider formats
     # RFC 3834 auto-replies: after every bounce detector (Exim marks its bounces auto-replied).
     Detector(autoreply.NAME, autoreply.detect),
     # Heuristic: addresses next to a server's answer in a daemon's notice. Always last.
