@@ -1,6 +1,7 @@
 """The ``bounceback`` command line.
 
     bounceback parse [--jsonl] PATH...     read bounces from files, folders, mbox files, maildirs
+    bounceback explain PATH...             how each recipient's classification was decided
     bounceback samples                     print the path of the bounces shipped with the package
 """
 
@@ -100,6 +101,48 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def explain(report: Report, source: str, position: int, out: TextIO) -> None:
+    """Say, for each recipient, which detector read it, which rule decided, on what text."""
+    where = source if position == 1 else f"{source} (message {position})"
+    out.write(f"{where}: {report.kind.value}")
+    out.write(f", read by the {report.detector} detector\n" if report.detector else "\n")
+    if not report.recipients:
+        out.write("  no recipient: no detector recognised this message as a bounce,\n"
+                  "  complaint, auto-reply or delivery notice\n")
+    for r in report.recipients:
+        codes = ", ".join(x for x in (f"reply code {r.reply_code}" if r.reply_code else "",
+                                      f"status {r.status}" if r.status else "") if x)
+        out.write(f"  {r.address or '(no address)'}\n")
+        out.write(f"    action       {r.action.value or '(none)'}"
+                  + (f" at {r.smtp_command}" if r.smtp_command else "")
+                  + (f"; {codes}" if codes else "") + "\n")
+        if r.diagnostic:
+            out.write(f"    response     {r.diagnostic}\n")
+        if r.remote_mta:
+            out.write(f"    remote MTA   {r.remote_mta}\n")
+        out.write(f"    rule         {r.rule_id} -> {r.reason.value}\n")
+        if r.matched:
+            out.write(f"    matched      {r.matched!r}\n")
+        permanence = "permanent" if r.permanent else "temporary"
+        hard = "hard" if r.hard else "soft"
+        out.write(f"    category     {r.category.value}: {r.category.label}"
+                  f" ({permanence} failure, {hard} by default)\n")
+        out.write(f"    what to do   {r.category.advice}\n")
+    for problem in report.problems:
+        out.write(f"  problem      {problem.code}: {problem.detail}\n")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    failed = 0
+    for item in iter_paths(args.paths):
+        if isinstance(item, Unreadable):
+            failed += 1
+            sys.stderr.write(f"bounceback: cannot read {item.source}: {item.error}\n")
+            continue
+        explain(parse(item.raw), item.source, item.position, sys.stdout)
+    return 1 if failed else 0
+
+
 def cmd_samples(_: argparse.Namespace) -> int:
     print(SAMPLES)
     return 0
@@ -113,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="a message file, a folder (recursive), an mbox file or a maildir")
     p.set_defaults(func=cmd_parse)
+    e = sub.add_parser("explain", help="explain how each recipient was classified")
+    e.add_argument("paths", nargs="+", metavar="PATH")
+    e.set_defaults(func=cmd_explain)
     s = sub.add_parser("samples", help="print the folder of sample bounces shipped with bounceback")
     s.set_defaults(func=cmd_samples)
     return parser

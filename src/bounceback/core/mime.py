@@ -341,7 +341,9 @@ def _decode_base64(body: bytes, problems: list[Problem]) -> bytes:
         pass
     # Broken padding or stray characters: keep the alphabet, pad, and try once more.
     cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
-    cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+    if len(cleaned) % 4 == 1:  # one stray character cannot encode anything: drop it
+        cleaned = cleaned[:-1]
+    cleaned += b"=" * (-len(cleaned) % 4)
     try:
         return binascii.a2b_base64(cleaned)
     except (binascii.Error, ValueError):
