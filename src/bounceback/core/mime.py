@@ -135,37 +135,23 @@ class Headers:
         return len(self._items)
 
 
+_FOLD = re.compile(r"\n[ \t]+")
+# One header line: an RFC 5322 field name (printable US-ASCII but the colon), a colon, the value.
+_FIELD_LINE = re.compile(r"^([!-9;-~]{1,128}):(.*)$", re.M)
+
+
 def parse_header_block(block: bytes, problems: list[Problem] | None = None) -> Headers:
-    """Parse a block of header lines (already LF-only) into :class:`Headers`."""
-    items: list[tuple[str, str]] = []
-    name: str | None = None
-    value_parts: list[bytes] = []
+    """Parse a block of header lines (already LF-only) into :class:`Headers`.
 
-    def flush() -> None:
-        if name is not None:
-            raw = b" ".join(value_parts).strip()[:MAX_HEADER_VALUE]
-            items.append((name, _decode_header_bytes(raw)))
-
-    for line in block.split(b"\n"):
-        if not line:
-            continue
-        if line[:1] in (b" ", b"\t"):
-            if name is not None and len(value_parts) < 10_000:
-                value_parts.append(line.strip())
-            continue
-        match = _HEADER_NAME.match(line)
-        if match is None:
-            # Not a header and not a continuation: an mbox "From " line or junk. Skip it.
-            continue
-        flush()
-        if len(items) >= MAX_HEADERS:
-            if problems is not None:
-                problems.append(Problem("mime.too_many_headers", f"over {MAX_HEADERS} headers"))
-            name = None
-            break
-        name = match.group(1).decode("ascii")
-        value_parts = [line[match.end():].strip()]
-    flush()
+    The block is decoded once and unfolded with one substitution; lines that are not
+    ``name: value`` (an mbox "From " line, junk) are skipped.
+    """
+    text = _FOLD.sub(" ", _decode_header_bytes(block))
+    items = [(name, value.strip()[:MAX_HEADER_VALUE]) for name, value in _FIELD_LINE.findall(text)]
+    if len(items) > MAX_HEADERS:
+        if problems is not None:
+            problems.append(Problem("mime.too_many_headers", f"over {MAX_HEADERS} headers"))
+        items = items[:MAX_HEADERS]
     return Headers(items)
 
 

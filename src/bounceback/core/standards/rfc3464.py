@@ -24,6 +24,8 @@ _PER_MESSAGE = frozenset(
      "x-postfix-queue-id", "x-postfix-sender", "x-original-message-id"}
 )
 
+_ENVID = re.compile(r"^original-envelope-id[ \t]*:[ \t]*(.*)$", re.I | re.M)
+
 Block = dict[str, str]
 
 
@@ -138,5 +140,5 @@ def envelope_id(mail: Mail) -> str:
     part = mail.delivery_status
     if part is None:
         return ""
-    per_message, _ = parse_fields(part.text)
-    return per_message.get("original-envelope-id", "")
+    match = _ENVID.search(part.text)
+    return match.group(1).strip() if match else ""
