@@ -67,3 +67,11 @@ def test_inline_original_split() -> None:
     )
     assert notice.endswith("no mailbox\n")
     assert "Message-ID: <x@y>" in original
+
+
+def test_html_to_text() -> None:
+    from bounceback.core.mime import html_to_text
+
+    html = "<html><style>p {}</style><p>550 5.1.1&nbsp;user<br>unknown</p><script>x()</script>"
+    assert html_to_text(html).split() == ["550", "5.1.1", "user", "unknown"]
+    assert html_to_text("a<script>never closed").strip() == "a"

@@ -337,14 +337,35 @@ def _decode_base64(body: bytes, problems: list[Problem]) -> bytes:
         return body
 
 
-_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]{0,2000}>", re.S | re.I)
+_TAG = re.compile(r"<[^<>]{0,2000}>")
+_BREAK = re.compile(r"<br\s{0,10}/?>|</(?:p|div|tr|li|h\d)>", re.I)
 _ENTITY = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
 
 
 def html_to_text(html: str) -> str:
-    """Enough HTML to text for rules to read a diagnostic: tags become line breaks."""
-    text = re.sub(r"<br\s*/?>|</(p|div|tr|li|h\d)>", "\n", html, flags=re.I)
+    """Enough HTML to text for rules to read a diagnostic: tags become spaces or line breaks."""
+    text = _BREAK.sub("\n", _drop_scripts(html))
     text = _TAG.sub(" ", text)
     for entity, char in _ENTITY.items():
         text = text.replace(entity, char)
     return re.sub(r"[ \t]+", " ", text)
+
+
+def _drop_scripts(html: str) -> str:
+    """Remove <script> and <style> elements in one linear pass (an unclosed one ends the text)."""
+    lower = html.lower()
+    out: list[str] = []
+    pos = 0
+    while True:
+        starts = [i for i in (lower.find("<script", pos), lower.find("<style", pos)) if i >= 0]
+        if not starts:
+            out.append(html[pos:])
+            return "".join(out)
+        start = min(starts)
+        out.append(html[pos:start])
+        tag = "</script" if lower.startswith("<script", start) else "</style"
+        end = lower.find(tag, start)
+        close = lower.find(">", end) if end >= 0 else -1
+        if close < 0:
+            return "".join(out)
+        pos = close + 1
