@@ -1,8 +1,8 @@
 """The ``bounceback`` command line.
 
-    bounceback parse [--jsonl] PATH...     read bounces from files, folders, mbox files, maildirs
-    bounceback explain PATH...             how each recipient's classification was decided
-    bounceback samples                     print the path of the bounces shipped with the package
+bounceback parse [--jsonl] PATH...     read bounces from files, folders, mbox files, maildirs
+bounceback explain PATH...             how each recipient's classification was decided
+bounceback samples                     print the path of the bounces shipped with the package
 """
 
 from __future__ import annotations
@@ -94,8 +94,10 @@ def cmd_parse(args: argparse.Namespace) -> int:
         assert isinstance(item, Message)
         report = parse(item.raw)
         if args.jsonl:
-            out.write(json.dumps(report_to_dict(report, item.source, item.position),
-                                 ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps(report_to_dict(report, item.source, item.position), ensure_ascii=False)
+                + "\n"
+            )
         else:
             _print_table(report, item.source, item.position, out)
     return 1 if failed else 0
@@ -107,15 +109,26 @@ def explain(report: Report, source: str, position: int, out: TextIO) -> None:
     out.write(f"{where}: {report.kind.value}")
     out.write(f", read by the {report.detector} detector\n" if report.detector else "\n")
     if not report.recipients:
-        out.write("  no recipient: no detector recognised this message as a bounce,\n"
-                  "  complaint, auto-reply or delivery notice\n")
+        out.write(
+            "  no recipient: no detector recognised this message as a bounce,\n"
+            "  complaint, auto-reply or delivery notice\n"
+        )
     for r in report.recipients:
-        codes = ", ".join(x for x in (f"reply code {r.reply_code}" if r.reply_code else "",
-                                      f"status {r.status}" if r.status else "") if x)
+        codes = ", ".join(
+            x
+            for x in (
+                f"reply code {r.reply_code}" if r.reply_code else "",
+                f"status {r.status}" if r.status else "",
+            )
+            if x
+        )
         out.write(f"  {r.address or '(no address)'}\n")
-        out.write(f"    action       {r.action.value or '(none)'}"
-                  + (f" at {r.smtp_command}" if r.smtp_command else "")
-                  + (f"; {codes}" if codes else "") + "\n")
+        out.write(
+            f"    action       {r.action.value or '(none)'}"
+            + (f" at {r.smtp_command}" if r.smtp_command else "")
+            + (f"; {codes}" if codes else "")
+            + "\n"
+        )
         if r.diagnostic:
             out.write(f"    response     {r.diagnostic}\n")
         if r.remote_mta:
@@ -125,8 +138,10 @@ def explain(report: Report, source: str, position: int, out: TextIO) -> None:
             out.write(f"    matched      {r.matched!r}\n")
         permanence = "permanent" if r.permanent else "temporary"
         hard = "hard" if r.hard else "soft"
-        out.write(f"    category     {r.category.value}: {r.category.label}"
-                  f" ({permanence} failure, {hard} by default)\n")
+        out.write(
+            f"    category     {r.category.value}: {r.category.label}"
+            f" ({permanence} failure, {hard} by default)\n"
+        )
         out.write(f"    what to do   {r.category.advice}\n")
     for problem in report.problems:
         out.write(f"  problem      {problem.code}: {problem.detail}\n")
@@ -153,8 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("parse", help="parse bounce messages and print what they say")
     p.add_argument("--jsonl", action="store_true", help="one JSON object per message")
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="a message file, a folder (recursive), an mbox file or a maildir")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a message file, a folder (recursive), an mbox file or a maildir",
+    )
     p.set_defaults(func=cmd_parse)
     e = sub.add_parser("explain", help="explain how each recipient was classified")
     e.add_argument("paths", nargs="+", metavar="PATH")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import base64
 
 from bounceback.core.message import Mail, split_original
-from bounceback.core.mime import Part, decode_bytes, decode_words, normalize_newlines, parse_params
+from bounceback.core.mime import (
+    Part,
+    decode_bytes,
+    decode_words,
+    html_to_text,
+    normalize_newlines,
+    parse_params,
+)
 
 
 def test_line_endings() -> None:
@@ -70,8 +77,6 @@ def test_inline_original_split() -> None:
 
 
 def test_html_to_text() -> None:
-    from bounceback.core.mime import html_to_text
-
     html = "<html><style>p {}</style><p>550 5.1.1&nbsp;user<br>unknown</p><script>x()</script>"
     assert html_to_text(html).split() == ["550", "5.1.1", "user", "unknown"]
     assert html_to_text("a<script>never closed").strip() == "a"

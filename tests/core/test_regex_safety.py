@@ -37,24 +37,31 @@ def _core_patterns() -> list[tuple[str, re.Pattern[str] | re.Pattern[bytes]]]:
 
 
 def _nested_unbounded(items: Any, inside_unbounded: bool = False) -> bool:
+    """True when an unbounded repeat sits (at any depth) inside another unbounded repeat."""
     for op, av in items:
         if op in _REPEATS:
             _, high, sub = av
             unbounded = high == C.MAXREPEAT
             if unbounded and inside_unbounded:
                 return True
-            if _nested_unbounded(sub, inside_unbounded or unbounded):
-                return True
-        elif op is C.SUBPATTERN:
-            if _nested_unbounded(av[-1], inside_unbounded):
-                return True
-        elif op is C.BRANCH:
-            if any(_nested_unbounded(branch, inside_unbounded) for branch in av[1]):
-                return True
-        elif op in (C.ASSERT, C.ASSERT_NOT):
-            if _nested_unbounded(av[1], inside_unbounded):
-                return True
+            children = [sub]
+            inside = inside_unbounded or unbounded
+        else:
+            children = _children(op, av)
+            inside = inside_unbounded
+        if any(_nested_unbounded(child, inside) for child in children):
+            return True
     return False
+
+
+def _children(op: Any, av: Any) -> list[Any]:
+    if op is C.SUBPATTERN:
+        return [av[-1]]
+    if op is C.BRANCH:
+        return list(av[1])
+    if op in (C.ASSERT, C.ASSERT_NOT):
+        return [av[1]]
+    return []
 
 
 PATTERNS = _core_patterns()

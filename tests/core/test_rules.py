@@ -1,4 +1,4 @@
-"""The rule tables: well-formed, unique ids, and every rule matches the response its comment quotes."""
+"""The rule tables: well-formed, with unique ids, each rule matching the response it quotes."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from bounceback.core.classify.rules.status import STATUS_RULES
 from bounceback.core.report import Facts
 from bounceback.core.taxonomy import Action, Category, Reason, categorize
 
-ALL_IDS = [r.id for r in PHRASE_RULES] + [r.id for r in PROVIDER_RULES] + [
-    r.id for r in STATUS_RULES
-]
+ALL_IDS = (
+    [r.id for r in PHRASE_RULES] + [r.id for r in PROVIDER_RULES] + [r.id for r in STATUS_RULES]
+)
 
 
 def test_rule_ids_are_unique_and_well_formed() -> None:
@@ -79,19 +79,35 @@ def test_provider_rule_matches_the_response_its_comment_quotes(rule: providers.P
 
 
 def _facts(diagnostic: str, status_code: str = "", command: str = "", host: str = "") -> Facts:
-    return Facts(address="a@example.org", action=Action.FAILED, status=status_code,
-                 diagnostic=diagnostic, smtp_command=command, remote_mta=host)
+    return Facts(
+        address="a@example.org",
+        action=Action.FAILED,
+        status=status_code,
+        diagnostic=diagnostic,
+        smtp_command=command,
+        remote_mta=host,
+    )
 
 
 @pytest.mark.parametrize(
     ("facts", "reason", "rule_prefix"),
     [
         # A decisive status code wins over the phrase around it.
-        (_facts("550 5.1.1 <a@example.org>: Recipient address rejected", "5.1.1"),
-         Reason.USER_UNKNOWN, "status."),
+        (
+            _facts("550 5.1.1 <a@example.org>: Recipient address rejected", "5.1.1"),
+            Reason.USER_UNKNOWN,
+            "status.",
+        ),
         # A phrase decides when the code is broad (5.7.1 says only "not authorized").
-        (_facts("554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using "
-                "zen.spamhaus.org", "5.7.1"), Reason.BLOCKED, "blocked."),
+        (
+            _facts(
+                "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using "
+                "zen.spamhaus.org",
+                "5.7.1",
+            ),
+            Reason.BLOCKED,
+            "blocked.",
+        ),
         # With no phrase, a listed non-decisive code decides.
         (_facts("550 5.7.1 go away", "5.7.1"), Reason.SECURITY_ERROR, "status."),
         # Refused at MAIL FROM: the sender was refused.
@@ -110,9 +126,13 @@ def test_precedence(facts: Facts, reason: Reason, rule_prefix: str) -> None:
 
 
 def test_dmarc_policy_failure_is_the_senders_problem() -> None:
-    decision = classify(_facts(
-        "550-5.7.26 Unauthenticated email from example.com is not accepted due to domain's "
-        "DMARC policy", "5.7.26"))
+    decision = classify(
+        _facts(
+            "550-5.7.26 Unauthenticated email from example.com is not accepted due to domain's "
+            "DMARC policy",
+            "5.7.26",
+        )
+    )
     assert decision.reason is Reason.AUTH_FAILURE
     category = categorize(decision.reason, True, sender_dmarc=decision.sender_dmarc)
     assert category in (Category.DMARC_UNAUTHORIZED, Category.POLICY)
@@ -151,7 +171,8 @@ def test_taxonomy_table(reason: Reason, permanent: bool, category: Category, har
 def test_labels_are_the_contracts() -> None:
     assert Category.UNKNOWN_USER.label == "Unknown user"
     assert Category.DMARC_UNAUTHORIZED.label == (
-        "Your IT team has not authorized this service to send on your behalf")
+        "Your IT team has not authorized this service to send on your behalf"
+    )
     assert categorize(Reason.UNDETERMINED, True, has_code=False) is Category.TEMPORARY
 
 

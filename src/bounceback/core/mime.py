@@ -110,7 +110,7 @@ def parse_params(value: str) -> tuple[str, dict[str, str]]:
 class Headers:
     """An ordered, case-insensitive multi-map of unfolded header values."""
 
-    __slots__ = ("_items", "_index")
+    __slots__ = ("_index", "_items")
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
         self._items = items
@@ -185,8 +185,9 @@ def split_head_body(data: bytes) -> tuple[bytes, bytes]:
 class Part:
     """One MIME entity: its headers and its (undecoded) body, with lazy children and text."""
 
-    def __init__(self, data: bytes, problems: list[Problem], depth: int = 0,
-                 headers_only: bool = False) -> None:
+    def __init__(
+        self, data: bytes, problems: list[Problem], depth: int = 0, headers_only: bool = False
+    ) -> None:
         self._problems = problems
         self.depth = depth
         if headers_only:
@@ -316,8 +317,9 @@ class Part:
 
 
 _EMBEDDED = frozenset({"message/rfc822", "message/global", "message/partial"})
-_HEADERS_ONLY = frozenset({"text/rfc822-headers", "message/global-headers",
-                           "message/rfc822-headers"})
+_HEADERS_ONLY = frozenset(
+    {"text/rfc822-headers", "message/global-headers", "message/rfc822-headers"}
+)
 
 
 def _decode_base64(body: bytes, problems: list[Problem]) -> bytes:

@@ -20,8 +20,16 @@ NAME = "rfc3464"
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,60})[ \t]*:[ \t]*(.*)$")
 _RECIPIENT_FIELDS = frozenset({"final-recipient", "original-recipient", "x-actual-recipient"})
 _PER_MESSAGE = frozenset(
-    {"reporting-mta", "original-envelope-id", "received-from-mta", "arrival-date", "dsn-gateway",
-     "x-postfix-queue-id", "x-postfix-sender", "x-original-message-id"}
+    {
+        "reporting-mta",
+        "original-envelope-id",
+        "received-from-mta",
+        "arrival-date",
+        "dsn-gateway",
+        "x-postfix-queue-id",
+        "x-postfix-sender",
+        "x-original-message-id",
+    }
 )
 
 _ENVID = re.compile(r"^original-envelope-id[ \t]*:[ \t]*(.*)$", re.I | re.M)
