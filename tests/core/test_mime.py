@@ -80,3 +80,20 @@ def test_html_to_text() -> None:
     html = "<html><style>p {}</style><p>550 5.1.1&nbsp;user<br>unknown</p><script>x()</script>"
     assert html_to_text(html).split() == ["550", "5.1.1", "user", "unknown"]
     assert html_to_text("a<script>never closed").strip() == "a"
+
+
+def test_wrong_declared_boundary_is_recovered() -> None:
+    raw = (
+        b'Content-Type: multipart/report; boundary="declared"\n\n'
+        b"--used\nContent-Type: text/plain\n\nnotice\n"
+        b"--used\nContent-Type: message/delivery-status\n\nAction: failed\n--used--\n"
+    )
+    mail = Mail(raw)
+    assert mail.delivery_status is not None
+    assert mail.text.strip() == "notice"
+    assert "mime.boundary_mismatch" in [p.code for p in mail.problems]
+
+
+def test_multipart_without_parts_is_read_as_text() -> None:
+    mail = Mail(b'Content-Type: multipart/mixed; boundary="nowhere"\n\nplain words\n')
+    assert mail.text.strip() == "plain words"

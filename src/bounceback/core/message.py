@@ -132,6 +132,9 @@ class Mail:
         plain: list[str] = []
         html: list[str] = []
         for part in self.own_parts:
+            if part.is_multipart and part is self.root and not part.children:
+                plain.append(part.text)  # a multipart whose parts cannot be found: read it whole
+                continue
             if part.is_multipart or part.content_type in _RETURNED:
                 continue
             disposition = part.headers.get("Content-Disposition").lower()

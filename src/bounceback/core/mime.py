@@ -242,34 +242,28 @@ class Part:
 
     def _split_multipart(self) -> list[Part]:
         boundary = self.params.get("boundary", "")
-        if not boundary:
-            self._problems.append(Problem("mime.no_boundary", "multipart without a boundary"))
-            return []
-        delim = b"--" + boundary.encode("utf-8", "replace")[:200]
         body = self.body
-        positions: list[tuple[int, int, bool]] = []  # (line start, line end, is closing)
-        start = 0 if body.startswith(delim) else -1
-        if start < 0:
-            found = body.find(b"\n" + delim)
-            start = found + 1 if found >= 0 else -1
-        while start >= 0:
-            line_end = body.find(b"\n", start)
-            line_end = len(body) if line_end < 0 else line_end
-            rest = body[start + len(delim) : line_end]
-            closing = rest.startswith(b"--")
-            if closing or not rest.strip():
-                positions.append((start, line_end, closing))
-                if closing:
-                    break
-            if len(positions) > MAX_PARTS:
-                self._problems.append(Problem("mime.too_many_parts", f"over {MAX_PARTS} parts"))
-                break
-            found = body.find(b"\n" + delim, line_end)
-            start = found + 1 if found >= 0 else -1
+        positions = _delimiters(body, boundary) if boundary else []
         if not positions:
-            self._problems.append(Problem("mime.boundary_not_found", f"boundary {boundary!r}"))
+            guessed = _guess_boundary(body)
+            if guessed:
+                positions = _delimiters(body, guessed)
+                self._problems.append(
+                    Problem(
+                        "mime.boundary_mismatch",
+                        f"declared boundary {boundary!r} not found; the body uses {guessed!r}",
+                    )
+                )
+            elif not boundary:
+                self._problems.append(Problem("mime.no_boundary", "multipart without a boundary"))
+            else:
+                self._problems.append(Problem("mime.boundary_not_found", f"boundary {boundary!r}"))
+        if not positions:
             return []
-        if not positions[-1][2]:
+        if len(positions) > MAX_PARTS:
+            self._problems.append(Problem("mime.too_many_parts", f"over {MAX_PARTS} parts"))
+            positions = positions[: MAX_PARTS + 1]
+        elif not positions[-1][2]:
             self._problems.append(Problem("mime.unterminated", "no closing boundary"))
         parts = []
         for (_, end, closing), nxt in zip(positions, [*positions[1:], None], strict=True):
@@ -314,6 +308,46 @@ class Part:
         if self.content_type == "text/html":
             text = html_to_text(text)
         return text
+
+
+def _delimiters(body: bytes, boundary: str) -> list[tuple[int, int, bool]]:
+    """(line start, line end, is closing) of each delimiter line of ``boundary`` in ``body``,
+    up to the closing delimiter and at most MAX_PARTS + 1 of them."""
+    delim = b"--" + boundary.encode("utf-8", "replace")[:200]
+    positions: list[tuple[int, int, bool]] = []
+    start = 0 if body.startswith(delim) else -1
+    if start < 0:
+        found = body.find(b"\n" + delim)
+        start = found + 1 if found >= 0 else -1
+    while start >= 0 and len(positions) <= MAX_PARTS:
+        line_end = body.find(b"\n", start)
+        line_end = len(body) if line_end < 0 else line_end
+        rest = body[start + len(delim) : line_end]
+        closing = rest.startswith(b"--")
+        if closing or not rest.strip():
+            positions.append((start, line_end, closing))
+            if closing:
+                break
+        found = body.find(b"\n" + delim, line_end)
+        start = found + 1 if found >= 0 else -1
+    return positions
+
+
+_DELIMITER_LINE = re.compile(rb"^--([!-~]{1,200})[ \t]*$", re.M)
+
+
+def _guess_boundary(body: bytes) -> str:
+    """The boundary a body really uses when the declared one is missing or wrong: the most
+    frequent ``--token`` line that also closes (``--token--``) or repeats."""
+    counts: dict[bytes, int] = {}
+    for match in _DELIMITER_LINE.finditer(body[:MAX_TEXT]):
+        token = match.group(1)
+        if token.endswith(b"--") and len(token) > 2:
+            token = token[:-2]
+        if token.strip(b"-"):
+            counts[token] = counts.get(token, 0) + 1
+    best = max(counts.items(), key=lambda kv: kv[1], default=(b"", 0))
+    return best[0].decode("utf-8", "replace") if best[1] >= 2 else ""
 
 
 _EMBEDDED = frozenset({"message/rfc822", "message/global", "message/partial"})

@@ -11,8 +11,10 @@ Precedence, written down once (first step that gives an answer wins):
 7. ``command``: the SMTP command the failure answered (MAIL FROM refused: the sender).
 8. ``fallback``: on_hold when a code said "failed" but not why, undetermined when nothing did.
 
-After that, one adjustment: a recipient refused as unknown only after DATA was refused by a
-content filter (the server accepted the RCPT), so it is ``filtered``.
+After that, one adjustment: a recipient refused as unknown by the generic phrase table only after
+DATA was refused by a content filter (the server had accepted the RCPT), so it is ``filtered``.
+Provider rules and decisive status codes are not adjusted: some providers check recipients only
+after DATA, and a 5.1.1 says plainly that the mailbox does not exist.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from bounceback.core.taxonomy import Action, Reason
 
 _SPACES = re.compile(r"\s+")
 _COMPILED_PHRASES = tuple((rule, rule.compiled()) for rule in PHRASE_RULES)
+_PHRASE_IDS = frozenset(rule.id for rule in PHRASE_RULES)
 _COMPILED_PROVIDERS = tuple(
     (rule, re.compile(rule.host), re.compile(rule.pattern) if rule.pattern else None)
     for rule in PROVIDER_RULES
@@ -48,8 +51,16 @@ _COMMAND_RULES: dict[str, tuple[str, Reason]] = {
 
 def explain_order() -> tuple[str, ...]:
     """The steps of the precedence, for ``bounceback explain`` and the UI."""
-    return ("hint", "delivered", "provider", "status-decisive", "phrase", "status", "command",
-            "fallback")
+    return (
+        "hint",
+        "delivered",
+        "provider",
+        "status-decisive",
+        "phrase",
+        "status",
+        "command",
+        "fallback",
+    )
 
 
 def normalize(text: str) -> str:
@@ -60,8 +71,11 @@ def classify(facts: Facts, fallback_text: str = "") -> Decision:
     """Decide the reason of one recipient. ``fallback_text`` is read when the facts carry no
     diagnostic (a notice that quotes the server's answer only in its prose)."""
     decision = _decide(facts, normalize(facts.diagnostic or fallback_text[:4096]))
-    if (decision.reason is Reason.USER_UNKNOWN and facts.smtp_command == "DATA"
-            and not decision.rule_id.startswith(("hint.", "status."))):
+    if (
+        decision.reason is Reason.USER_UNKNOWN
+        and facts.smtp_command == "DATA"
+        and decision.rule_id in _PHRASE_IDS
+    ):
         return Decision(Reason.FILTERED, "context.unknown-after-data", decision.matched)
     return decision
 
