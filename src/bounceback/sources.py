@@ -6,6 +6,7 @@ Yields ``(source path, 1-based position, raw bytes)``; a file that cannot be rea
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,7 +56,13 @@ def _iter_file(path: str) -> Iterator[Message | Unreadable]:
             head = handle.read(5)
             if head == b"From ":
                 handle.seek(0)
-                yield from iter_mbox(path, handle)
+                sample = handle.read(65536)
+                handle.seek(0)
+                if b"\r" in sample and b"\n" not in sample:  # CR-only line endings (old Mac)
+                    data = handle.read().replace(b"\r", b"\n")
+                    yield from iter_mbox(path, io.BytesIO(data))
+                else:
+                    yield from iter_mbox(path, handle)
                 return
             raw = head + handle.read()
     except OSError as exc:

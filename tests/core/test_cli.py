@@ -78,3 +78,12 @@ def test_explain_names_detector_rule_and_category(capsys: object) -> None:
     assert "rule         spam.detected -> spam_detected" in out
     assert "matched      'spam'" in out
     assert "category     spam: Spam (permanent failure, hard by default)" in out
+
+
+def test_cr_only_mbox(tmp_path: Path) -> None:
+    raw = (SAMPLES / "postfix" / "remote_550-failed.eml").read_bytes()
+    mbox = tmp_path / "old-mac.mbox"
+    mbox.write_bytes((b"From MAILER-DAEMON Mon Nov 30 04:50:22 2026\n" + raw).replace(b"\n", b"\r"))
+    proc = _run("parse", "--jsonl", str(mbox))
+    (record,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert record["recipients"][0]["address"] == "unknown.alice@remote.test"

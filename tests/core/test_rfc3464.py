@@ -119,3 +119,20 @@ def test_success_notice_is_delivered() -> None:
     )
     assert report.kind is Kind.DELIVERED
     assert report.recipients[0].reason is Reason.DELIVERED
+
+
+def test_the_servers_own_code_is_preferred_to_the_mtas_summary() -> None:
+    # Sendmail summarises a server's "550 5.1.1" as Status 5.7.1 in some set-ups.
+    _, blocks = parse_fields(
+        "Final-Recipient: rfc822;a@b.example\nAction: failed\nStatus: 5.7.1\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 <a@b.example>... User unknown\n"
+    )
+    facts = facts_from_block(blocks[0], {})
+    assert facts is not None and facts.status == "5.1.1"
+    # A code of another class in the text is an earlier attempt, not the final answer.
+    _, blocks = parse_fields(
+        "Final-Recipient: rfc822;a@b.example\nAction: failed\nStatus: 5.4.7\n"
+        "Diagnostic-Code: smtp; 451 4.4.1 timed out\n"
+    )
+    facts = facts_from_block(blocks[0], {})
+    assert facts is not None and facts.status == "5.4.7"

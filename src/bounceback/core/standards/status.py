@@ -49,11 +49,16 @@ def is_generic(status: str) -> bool:
 
 
 def more_specific(field: str, text: str) -> str:
-    """The DSN Status, unless it is generic and the diagnostic holds a specific code of the
-    same class (Exim, for one, always writes 5.0.0 and puts the real code in the text)."""
+    """The status code to report for a recipient: the remote server's own code when its answer
+    (the diagnostic) holds one of the same class, else the DSN Status field.
+
+    The Status field is the reporting MTA's summary; the server's answer is the primary fact.
+    Exim always writes 5.0.0, Sendmail and others map the answer to a code of their own (5.7.1
+    for a server's 5.1.1), so the code inside the answer says more whenever there is one.
+    """
     found = find_status(text)
     if not field:
         return found
-    if is_generic(field) and found and found[0] == field[0] and not is_generic(found):
+    if found and found[0] == field[0] and not is_generic(found):
         return found
     return field
