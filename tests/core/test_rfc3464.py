@@ -136,3 +136,12 @@ def test_the_servers_own_code_is_preferred_to_the_mtas_summary() -> None:
     )
     facts = facts_from_block(blocks[0], {})
     assert facts is not None and facts.status == "5.4.7"
+
+
+def test_a_permanent_answer_wins_over_a_temporary_summary() -> None:
+    _, blocks = parse_fields(
+        "Final-Recipient: rfc822;a@b.example\nAction: failed\nStatus: 4.5.0\n"
+        "Diagnostic-Code: smtp; 550 5.5.0 Service refuse\n"
+    )
+    facts = facts_from_block(blocks[0], {})
+    assert facts is not None and facts.status == "5.5.0"

@@ -86,7 +86,7 @@ def _decide(facts: Facts, text: str) -> Decision:
     if facts.action in _SUCCESS or facts.status.startswith("2."):
         return Decision(Reason.DELIVERED, "delivered.action", facts.action.value or facts.status)
     host = (facts.remote_mta or facts.reporting_mta).lower()
-    found = _provider(host, facts.status, text) if host else None
+    found = _provider(host, facts, text) if host else None
     if found:
         return found
     status_rule = _status_rule(facts.status)
@@ -105,11 +105,14 @@ def _decide(facts: Facts, text: str) -> Decision:
     return Decision(Reason.UNDETERMINED, "fallback.undetermined")
 
 
-def _provider(host: str, status: str, text: str) -> Decision | None:
+def _provider(host: str, facts: Facts, text: str) -> Decision | None:
+    status = facts.status
     for rule, host_re, pattern in _COMPILED_PROVIDERS:
         if not host_re.search(host):
             continue
-        if rule.status and rule.status != status:
+        if (rule.status and rule.status != status) or (
+            rule.command and rule.command != facts.smtp_command
+        ):
             continue
         if pattern is not None:
             match = pattern.search(text)

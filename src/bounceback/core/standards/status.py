@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from bounceback.core.standards.reply import find_reply_code
+
 # "550 5.1.1 <a@b>: Recipient address rejected", "#5.1.1", "(#5.7.1)", "[4.7.0]" but not the
 # "5.0.2" inside "192.5.0.2" nor the "4.1.2" of "version 4.1.2.7".
 _STATUS = re.compile(r"(?<![\w.])([245])\.([0-7])\.(\d{1,3})(?![\w]|\.\d)")
@@ -60,5 +62,10 @@ def more_specific(field: str, text: str) -> str:
     if not field:
         return found
     if found and found[0] == field[0] and not is_generic(found):
+        return found
+    if found[:1] == "5" and field[0] == "4" and find_reply_code(text)[:1] == "5":
+        # A temporary summary of a permanent answer ("Status: 4.5.0" for "550 5.5.0"): the
+        # server's refusal is final. The other way round (a permanent summary of a temporary
+        # answer) is an MTA giving up after retries, and its own status says so.
         return found
     return field

@@ -51,4 +51,5 @@ class ProviderRule:
     reason: Reason
     pattern: str = ""  # over the normalised diagnostic; "" = any
     status: str = ""  # exact status code; "" = any
+    command: str = ""  # the SMTP command the failure answered (RCPT, DATA ...); "" = any
     sender_dmarc: bool = False
