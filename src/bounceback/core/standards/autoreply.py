@@ -5,6 +5,10 @@ predate it or ignore it, so the well-known vendor headers and subject prefixes c
 message from a mailer daemon is never an auto-reply here, whatever its headers say: Exim, for one,
 marks its bounces ``Auto-Submitted: auto-replied``. This detector runs after every bounce
 detector for that reason.
+
+An automatic reply whose only message is that the mailbox is out of use ("This email inbox
+a@b is no longer in use") answers for a dead address: it is reported as a failure with that
+sentence as its diagnostic (the rule tables decide its reason), not as an auto-reply.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import re
 from bounceback.core import address as addr
 from bounceback.core.message import Mail
 from bounceback.core.report import Facts
-from bounceback.core.taxonomy import Reason
+from bounceback.core.taxonomy import Action, Reason
 
 NAME = "rfc3834"
 
@@ -38,6 +42,12 @@ _SUBJECT = re.compile(
     r"auto:|out of (?:the )?office|abwesenheitsnotiz|réponse automatique|absence|"
     r"respuesta automática|risposta automatica|vacation|away from|on vacation|"
     r"自動応答|不在|自动回复)",
+    re.I,
+)
+# A responder that says the address itself is gone: "This email inbox a@b is no longer in use."
+_OUT_OF_USE = re.compile(
+    r"(?:[^.\n]|\.(?=\S)){0,120}\b(?:inbox|mailbox|e-?mail address|e-?mail account|address)\b"
+    r"(?:[^.\n]|\.(?=\S)){0,80}\bis no longer (?:in use|active)\b[^.\n]*\.?",
     re.I,
 )
 _DAEMON = re.compile(r"mailer-daemon|postmaster|mail delivery|mmdf|mail administrator", re.I)
@@ -70,6 +80,11 @@ def detect(mail: Mail) -> list[Facts] | None:
     if found is None:
         return None
     rule_id, _ = found
+    out_of_use = _OUT_OF_USE.search(" ".join(mail.notice.split())[:4000])
+    if out_of_use:
+        sentence = out_of_use.group(0).strip()
+        address = addr.find_address(sentence) or addr.find_address(mail.sender)
+        return [Facts(address=address, action=Action.FAILED, diagnostic=sentence)]
     return [
         Facts(
             address=addr.find_address(mail.sender),
