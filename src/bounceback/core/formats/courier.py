@@ -1,0 +1,64 @@
+"""The Courier mail server's delivery status notification.
+
+    This is a delivery status notification from mx.example.org,
+    running the Courier mail server, version 0.65.2.
+    ...
+                               UNDELIVERABLE MAIL
+
+    Your message to the following recipients cannot be delivered:
+
+    <kijitora@example.jp>:
+        mx.example.jp [192.0.2.45]:
+    >>> DATA
+    <<< 550 Unknown user kijitora@example.jp
+
+The delivery-status part that follows keeps the server's answer but not the ">>> DATA" line that
+says which command it answered, so this detector runs before RFC 3464 and completes each of the
+report's recipients from its paragraph (or reads the paragraphs alone when there is no report).
+"""
+
+from __future__ import annotations
+
+import re
+
+from bounceback.core.formats import _mta
+from bounceback.core.formats._common import facts
+from bounceback.core.message import Mail
+from bounceback.core.report import Facts
+from bounceback.core.standards import command
+from bounceback.core.taxonomy import Action
+
+NAME = "courier"
+
+_SIGNATURE = re.compile(r"running the courier mail server, version", re.I)
+_SUBJECT = re.compile(r"mail delivery status|delayed mail|delivery failure", re.I)
+_SENDER = re.compile(r"postmaster|mailer-daemon|courier-mta", re.I)
+_PARAGRAPH = re.compile(r"^<([^<>\s]+@[^<>\s]+)>:[ \t]*$", re.M)
+_HOST = re.compile(r"^\s+([A-Za-z0-9][\w.-]*\.[A-Za-z]{2,}) \[[^\]]+\]:\s*$", re.M)
+
+
+def detect(mail: Mail) -> list[Facts] | None:
+    if not (_SUBJECT.search(mail.subject) or _SENDER.search(mail.sender)):
+        return None
+    text = mail.text
+    if not _SIGNATURE.search(text[:2000]):
+        return None
+    report = _mta.dsn_facts(mail)
+    if report:
+        return [_mta.enrich(f, _mta.paragraph_of(text, f.address)) for f in report]
+    delayed = "delayed mail" in text[:3000].lower()
+    found: list[Facts] = []
+    for match in _PARAGRAPH.finditer(text):
+        paragraph = _mta.paragraph_of(text[match.start() :], match.group(1))
+        said = [line[3:].strip() for line in paragraph.split("\n") if line.startswith("<<<")]
+        diagnostic = " ".join(said) or paragraph[match.end() - match.start() :]
+        found.append(
+            facts(
+                match.group(1),
+                diagnostic,
+                action=Action.DELAYED if delayed else Action.FAILED,
+                smtp_command=command.find_command(paragraph),
+                remote_mta=host.group(1) if (host := _HOST.search(paragraph)) else "",
+            )
+        )
+    return found or None
