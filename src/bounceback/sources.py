@@ -96,6 +96,8 @@ def iter_mbox(source: str, handle: object) -> Iterator[Message]:
 
 def _unquote(lines: list[bytes]) -> bytes:
     body = lines[1:] if lines and lines[0].startswith(b"From ") else lines
-    out = [line[1:] if line.startswith(b">") and line.lstrip(b">").startswith(b"From ") else line
-           for line in body]
+    out = [
+        line[1:] if line.startswith(b">") and line.lstrip(b">").startswith(b"From ") else line
+        for line in body
+    ]
     return b"".join(out)

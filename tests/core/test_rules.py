@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -44,17 +45,21 @@ def test_status_rules_are_well_formed() -> None:
 
 def _quoted_above(path: Path) -> dict[str, list[str]]:
     """rule id -> the double-quoted responses in the comment block right above the rule."""
+    source = path.read_text()
+    lines = source.splitlines()
     out: dict[str, list[str]] = {}
-    comment: list[str] = []
-    for line in path.read_text().splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            comment.append(stripped.lstrip("# "))
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
             continue
-        match = re.match(r'\w+\(\s*"([^"]+)"', stripped)
-        if match:
-            out[match.group(1)] = re.findall(r'"([^"]{4,})"', " ".join(comment))
-        comment = []
+        rule_id = node.args[0].value
+        if not isinstance(rule_id, str):
+            continue
+        comment: list[str] = []
+        i = node.lineno - 2
+        while i >= 0 and lines[i].strip().startswith("#"):
+            comment.insert(0, lines[i].strip().lstrip("# "))
+            i -= 1
+        out[rule_id] = re.findall(r'"([^"]{4,})"', " ".join(comment))
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 from bounceback.core import address as addr
 from bounceback.core.classify import classify
 from bounceback.core.formats import DETECTORS
@@ -13,9 +15,23 @@ from bounceback.core.taxonomy import Action, Kind, Reason, categorize
 
 # Headers of the returned message kept on Original.headers: ours, and the ones senders commonly
 # use to tie a message to their own records.
-_OWN_HEADER_PREFIXES = ("x-bounceback-", "x-app-", "x-campaign", "x-mailer-", "x-message-",
-                        "x-delivery", "x-job", "x-list", "list-", "x-ses-", "x-sg-",
-                        "x-mailgun-", "x-mc-", "x-pm-", "feedback-id")
+_OWN_HEADER_PREFIXES = (
+    "x-bounceback-",
+    "x-app-",
+    "x-campaign",
+    "x-mailer-",
+    "x-message-",
+    "x-delivery",
+    "x-job",
+    "x-list",
+    "list-",
+    "x-ses-",
+    "x-sg-",
+    "x-mailgun-",
+    "x-mc-",
+    "x-pm-",
+    "feedback-id",
+)
 _RETURN_PATH_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To")
 
 
@@ -30,9 +46,12 @@ def parse(raw: bytes) -> Report:
     try:
         return _parse(mail)
     except Exception as exc:  # a bug in a detector must not lose the message: report it as data
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        detail = (
+            f"{type(exc).__name__}: {exc} (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
+        )
         return Report(
-            kind=Kind.NOT_BOUNCE,
-            problems=(*mail.problems, Problem("parser.bug", f"{type(exc).__name__}: {exc}")),
+            kind=Kind.NOT_BOUNCE, problems=(*mail.problems, Problem("parser.bug", detail))
         )
 
 
@@ -81,8 +100,12 @@ def _classify(facts: Facts, mail: Mail, detector: str) -> RecipientResult:
     has_code = bool(facts.status or facts.reply_code)
     action = facts.action
     if action is Action.NONE and decision.reason not in (Reason.FEEDBACK, Reason.AUTO_REPLY):
-        action = Action.DELIVERED if decision.reason is Reason.DELIVERED else (
-            Action.FAILED if permanent or decision.reason is Reason.EXPIRED else Action.DELAYED
+        action = (
+            Action.DELIVERED
+            if decision.reason is Reason.DELIVERED
+            else (
+                Action.FAILED if permanent or decision.reason is Reason.EXPIRED else Action.DELAYED
+            )
         )
     return RecipientResult(
         address=facts.address,
@@ -95,8 +118,9 @@ def _classify(facts: Facts, mail: Mail, detector: str) -> RecipientResult:
         reporting_mta=facts.reporting_mta,
         smtp_command=facts.smtp_command,
         reason=decision.reason,
-        category=categorize(decision.reason, permanent, has_code=has_code,
-                            sender_dmarc=decision.sender_dmarc),
+        category=categorize(
+            decision.reason, permanent, has_code=has_code, sender_dmarc=decision.sender_dmarc
+        ),
         permanent=permanent,
         rule_id=decision.rule_id,
         matched=decision.matched,
@@ -135,7 +159,8 @@ def _kind(results: tuple[RecipientResult, ...]) -> Kind:
 def _original(mail: Mail) -> Original:
     headers = mail.original_headers()
     own = tuple(
-        (name, value) for name, value in headers.items()
+        (name, value)
+        for name, value in headers.items()
         if name.lower().startswith(_OWN_HEADER_PREFIXES)
     )[:50]
     return Original(

@@ -122,9 +122,7 @@ class Category(StrEnum):
         return False
 
 
-_HARD_WHEN_PERMANENT = frozenset(
-    {Category.CONTENT, Category.SPAM, Category.POLICY, Category.OTHER}
-)
+_HARD_WHEN_PERMANENT = frozenset({Category.CONTENT, Category.SPAM, Category.POLICY, Category.OTHER})
 
 CATEGORY_LABELS: dict[Category, str] = {
     Category.UNKNOWN_USER: "Unknown user",
@@ -244,8 +242,9 @@ _CATEGORY_BY_REASON: dict[Reason, tuple[Category, Category]] = {
 }
 
 
-def categorize(reason: Reason, permanent: bool, *, has_code: bool = True,
-               sender_dmarc: bool = False) -> Category:
+def categorize(
+    reason: Reason, permanent: bool, *, has_code: bool = True, sender_dmarc: bool = False
+) -> Category:
     """The category of a failure (taxonomy section 2).
 
     ``has_code`` is False when neither a reply code nor a status code was found: on_hold and

@@ -18,6 +18,7 @@ fixed sections::
 from __future__ import annotations
 
 import re
+from itertools import zip_longest
 
 from bounceback.core import address as addr
 from bounceback.core.formats._common import facts, squash
@@ -40,7 +41,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     if not sections or sections[0].group(1).lower() != "server message":
         return None
     parts: dict[str, str] = {}
-    for match, nxt in zip(sections, [*sections[1:], None], strict=True):
+    for match, nxt in zip_longest(sections, sections[1:]):
         end = nxt.start() if nxt is not None else len(text)
         parts.setdefault(match.group(1).lower(), text[match.end() : end].strip())
     recipients = addr.find_addresses(text[: sections[0].start()])

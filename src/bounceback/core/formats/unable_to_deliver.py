@@ -18,6 +18,7 @@ Subject "Delivery failure" / "failed delivery" / "Permanent Delivery Failure", n
 from __future__ import annotations
 
 import re
+from itertools import zip_longest
 
 from bounceback.core import address as addr
 from bounceback.core.formats._common import facts
@@ -42,7 +43,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     section = notice[start.end() :]
     marks = list(_RECIPIENT.finditer(section))
     out: list[Facts] = []
-    for match, nxt in zip(marks, [*marks[1:], None], strict=True):
+    for match, nxt in zip_longest(marks, marks[1:]):
         end = nxt.start() if nxt is not None else len(section)
         paragraph = section[match.end() : end].strip().split("\n\n", 1)[0]
         out.append(facts(addr.clean(match.group(1)), paragraph))

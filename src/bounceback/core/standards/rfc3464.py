@@ -112,7 +112,7 @@ def facts_from_block(block: Block, per_message: Block) -> Facts | None:
         original_recipient=original if original.lower() != address.lower() else "",
         action=Action.parse(block.get("action", "")),
         status=status.more_specific(status_field, diagnostic),
-        reply_code=reply.find_reply_code(diagnostic) if diag_type in ("smtp", "") else "",
+        reply_code="" if diag_type == "x-unix" else reply.find_reply_code(diagnostic),
         diagnostic=diagnostic,
         diagnostic_type=diag_type,
         remote_mta=typed_value(block.get("remote-mta", ""))[1],

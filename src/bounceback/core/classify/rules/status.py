@@ -91,6 +91,8 @@ STATUS_RULES: tuple[StatusRule, ...] = (
     # X.7.4 "Security features not supported", X.7.5 "Cryptographic failure"
     StatusRule("status.x74", "*.7.4", R.SECURITY_ERROR),
     StatusRule("status.x75", "*.7.5", R.SECURITY_ERROR),
+    # X.7.6 "Cryptographic algorithm not supported": "550 5.7.6 Failed to delivery"
+    StatusRule("status.x76", "*.7.6", R.SECURITY_ERROR),
     # X.7.7 "Message integrity failure"
     StatusRule("status.x77", "*.7.7", R.SECURITY_ERROR),
     # X.7.8 "Authentication credentials invalid", X.7.9 "Authentication mechanism is too weak"
