@@ -49,9 +49,10 @@ def _quoted_above(path: Path) -> dict[str, list[str]]:
     lines = source.splitlines()
     out: dict[str, list[str]] = {}
     for node in ast.walk(ast.parse(source)):
-        if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+        if not isinstance(node, ast.Call) or not node.args:
             continue
-        rule_id = node.args[0].value
+        first = node.args[0]
+        rule_id = first.value if isinstance(first, ast.Constant) else None
         if not isinstance(rule_id, str):
             continue
         comment: list[str] = []
