@@ -48,6 +48,7 @@ def report_to_dict(report: Report, source: str = "", position: int = 1) -> dict[
                 "original_recipient": r.original_recipient,
                 "action": r.action.value,
                 "status": r.status,
+                "status_derived": r.status_derived,
                 "reply_code": r.reply_code,
                 "reason": r.reason.value,
                 "category": r.category.value,
@@ -118,7 +119,7 @@ def explain(report: Report, source: str, position: int, out: TextIO) -> None:
             x
             for x in (
                 f"reply code {r.reply_code}" if r.reply_code else "",
-                f"status {r.status}" if r.status else "",
+                _status_words(r.status, r.status_derived),
             )
             if x
         )
@@ -145,6 +146,12 @@ def explain(report: Report, source: str, position: int, out: TextIO) -> None:
         out.write(f"    what to do   {r.category.advice}\n")
     for problem in report.problems:
         out.write(f"  problem      {problem.code}: {problem.detail}\n")
+
+
+def _status_words(status: str, derived: bool) -> str:
+    if not status:
+        return ""
+    return f"status {status} (derived: the message gave none)" if derived else f"status {status}"
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

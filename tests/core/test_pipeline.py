@@ -108,3 +108,22 @@ def test_report_is_frozen() -> None:
     report = parse((SAMPLES / "postfix" / "remote_550-failed.eml").read_bytes())
     with pytest.raises(AttributeError):
         report.kind = Kind.DELAY  # type: ignore[misc]
+
+
+def test_derived_status_when_the_message_gives_none() -> None:
+    raw = (
+        b"From: MAILER-DAEMON@mx.example.net\nSubject: failure notice\n\n"
+        b"Hi. This is the qmail-send program at mx.example.net.\n"
+        b"I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+        b"This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+        b"<nobody@example.org>:\nSorry, no mailbox here by that name.\n\n"
+        b"--- Below this line is a copy of the message.\n\nSubject: hi\n\nhi\n"
+    )
+    (recipient,) = parse(raw).recipients
+    assert recipient.reason is Reason.USER_UNKNOWN
+    assert (recipient.status, recipient.status_derived) == ("5.0.911", True)
+
+
+def test_a_reported_status_is_not_marked_derived() -> None:
+    report = parse((SAMPLES / "postfix" / "remote_550-failed.eml").read_bytes())
+    assert (report.recipients[0].status, report.recipients[0].status_derived) == ("5.1.1", False)

@@ -118,6 +118,11 @@ def _facts(diagnostic: str, status_code: str = "", command: str = "", host: str 
         (_facts("550 5.7.1 go away", "5.7.1"), Reason.SECURITY_ERROR, "status."),
         # Refused at MAIL FROM: the sender was refused.
         (_facts("550 go away", "", "MAIL"), Reason.SENDER_REJECTED, "command."),
+        # A weak phrase gives way to the refused command: access denied at MAIL FROM.
+        (_facts("550 5.7.1 Access denied", "5.7.1", "MAIL"), Reason.SENDER_REJECTED, "command."),
+        # A domain that does not exist, in reply to MAIL FROM, is the sender's.
+        (_facts("553 example.com does not exist", "", "MAIL"), Reason.SENDER_REJECTED, "context."),
+        (_facts("553 example.com does not exist", "", "RCPT"), Reason.HOST_UNKNOWN, "host."),
         # Unknown user only after DATA: a content filter refused the message.
         (_facts("550 User unknown", "", "DATA"), Reason.FILTERED, "context."),
         # A code but no words: a failure whose cause is not known yet.

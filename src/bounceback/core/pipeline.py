@@ -11,7 +11,7 @@ from bounceback.core.message import Mail
 from bounceback.core.mime import decode_words
 from bounceback.core.report import Facts, Original, Problem, RecipientResult, Report
 from bounceback.core.standards import rfc3464
-from bounceback.core.taxonomy import Action, Kind, Reason, categorize
+from bounceback.core.taxonomy import Action, Kind, Reason, categorize, derived_status
 
 # Headers of the returned message kept on Original.headers: ours, and the ones senders commonly
 # use to tie a message to their own records.
@@ -107,11 +107,13 @@ def _classify(facts: Facts, mail: Mail, detector: str) -> RecipientResult:
                 Action.FAILED if permanent or decision.reason is Reason.EXPIRED else Action.DELAYED
             )
         )
+    status = facts.status or derived_status(decision.reason, permanent)
     return RecipientResult(
         address=facts.address,
         original_recipient=facts.original_recipient,
         action=action,
-        status=facts.status,
+        status=status,
+        status_derived=status != facts.status,
         reply_code=facts.reply_code,
         diagnostic=facts.diagnostic,
         remote_mta=facts.remote_mta,

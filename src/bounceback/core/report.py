@@ -76,6 +76,7 @@ class RecipientResult:
     feedback_type: str = ""
     last_attempt: str = ""
     detector: str = ""
+    status_derived: bool = False  # True when no code was given and ``status`` was derived
 
     @property
     def hard(self) -> bool:

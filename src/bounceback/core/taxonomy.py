@@ -261,3 +261,55 @@ def categorize(
 
 # Reasons that describe a message that is not a bounce at all.
 NOT_BOUNCES = frozenset({Reason.FEEDBACK, Reason.AUTO_REPLY, Reason.DELIVERED})
+
+
+# When a failure carries no enhanced status code at all (old MTAs, free-text notices),
+# bounceback derives one so that every failed recipient has a status to sort and filter on:
+# class 5 or 4 from permanence, subject 0 ("other or undefined"), and a detail from this table
+# in the 900-999 range, which RFC 3463 and the IANA registry leave unassigned under X.0. The
+# numbering follows the one Sisimai uses for the same purpose, so that results can be compared;
+# a derived code is always marked as such (RecipientResult.status_derived), never passed off as
+# the server's.
+DERIVED_STATUS_DETAIL: dict[Reason, int] = {
+    Reason.UNDETERMINED: 900,
+    Reason.ON_HOLD: 901,
+    Reason.SYNTAX_ERROR: 902,
+    Reason.SUPPRESSED: 903,
+    Reason.NO_RELAYING: 909,
+    Reason.FILTERED: 910,
+    Reason.USER_UNKNOWN: 911,
+    Reason.HOST_UNKNOWN: 912,
+    Reason.HAS_MOVED: 916,
+    Reason.SENDER_REJECTED: 918,
+    Reason.SUSPENDED: 921,
+    Reason.MAILBOX_FULL: 922,
+    Reason.EXCEED_LIMIT: 923,
+    Reason.SYSTEM_ERROR: 930,
+    Reason.SYSTEM_FULL: 931,
+    Reason.NOT_ACCEPTING: 932,
+    Reason.MESSAGE_TOO_BIG: 934,
+    Reason.MAILER_ERROR: 939,
+    Reason.NETWORK_ERROR: 944,
+    Reason.TOO_MANY_CONNECTIONS: 945,
+    Reason.RATE_LIMITED: 946,
+    Reason.EXPIRED: 947,
+    Reason.CONTENT_ERROR: 960,
+    Reason.NOT_COMPLIANT_RFC: 961,
+    Reason.SECURITY_ERROR: 970,
+    Reason.BLOCKED: 971,
+    Reason.POLICY_VIOLATION: 972,
+    Reason.REQUIRE_PTR: 973,
+    Reason.AUTH_FAILURE: 974,
+    Reason.BAD_REPUTATION: 975,
+    Reason.FAILED_STARTTLS: 976,
+    Reason.SPAM_DETECTED: 980,
+    Reason.VIRUS_DETECTED: 981,
+}
+
+
+def derived_status(reason: Reason, permanent: bool) -> str:
+    """The status code bounceback derives for a failure that carried none ("" for non-bounces)."""
+    detail = DERIVED_STATUS_DETAIL.get(reason)
+    if detail is None:
+        return ""
+    return f"{5 if permanent else 4}.0.{detail}"

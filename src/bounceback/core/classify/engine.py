@@ -6,13 +6,17 @@ Precedence, written down once (first step that gives an answer wins):
 2. ``delivered``: a success action or a 2.x.x status.
 3. ``provider``: rules for the remote host's provider (its codes may mean something narrower).
 4. ``status-decisive``: an enhanced status code that names one cause precisely (5.1.1, 5.2.2).
-5. ``phrase``: the server's response text against the phrase table (ordered, first match).
-6. ``status``: any other listed enhanced status code.
-7. ``command``: the SMTP command the failure answered (MAIL FROM refused: the sender).
+5. ``phrase``: the server's response text against the phrase table (ordered, first match); a
+   weak phrase ("access denied") gives way to step 6 when the refused command is known.
+6. ``command``: the SMTP command the failure answered (MAIL FROM refused: the sender; refused
+   at the greeting or HELO: the connecting host). It comes before the broad status codes: a
+   5.7.1 "not authorized" at MAIL FROM is the sender refused.
+7. ``status``: any other listed enhanced status code.
 8. ``fallback``: on_hold when a code said "failed" but not why, undetermined when nothing did.
 
-After that, one adjustment: a recipient refused as unknown by the generic phrase table only after
-DATA was refused by a content filter (the server had accepted the RCPT), so it is ``filtered``.
+After that, the SMTP command adjusts what the phrase table said (``_CONTEXT``): a recipient
+refused as unknown only after DATA was refused by a content filter (the server had accepted the
+RCPT), so it is ``filtered``; an unknown address or domain in reply to MAIL FROM is the sender's.
 Provider rules and decisive status codes are not adjusted: some providers check recipients only
 after DATA, and a 5.1.1 says plainly that the mailbox does not exist.
 """
@@ -32,6 +36,7 @@ from bounceback.core.taxonomy import Action, Reason
 _SPACES = re.compile(r"\s+")
 _COMPILED_PHRASES = tuple((rule, rule.compiled()) for rule in PHRASE_RULES)
 _PHRASE_IDS = frozenset(rule.id for rule in PHRASE_RULES)
+_WEAK_IDS = frozenset(rule.id for rule in PHRASE_RULES if rule.weak)
 _COMPILED_PROVIDERS = tuple(
     (rule, re.compile(rule.host), re.compile(rule.pattern) if rule.pattern else None)
     for rule in PROVIDER_RULES
@@ -39,6 +44,16 @@ _COMPILED_PROVIDERS = tuple(
 _STATUS_EXACT: dict[str, StatusRule] = {r.code: r for r in STATUS_RULES if r.code[0] != "*"}
 _STATUS_FAMILY: dict[str, StatusRule] = {r.code[1:]: r for r in STATUS_RULES if r.code[0] == "*"}
 _SUCCESS = frozenset({Action.DELIVERED, Action.RELAYED, Action.EXPANDED})
+
+# (refused command, reason the phrase table gave) -> the reason it really is in that context.
+_CONTEXT: dict[tuple[str, Reason], tuple[str, Reason]] = {
+    # "550 Unknown user" after DATA: the RCPT was accepted, so a filter refused the message.
+    ("DATA", Reason.USER_UNKNOWN): ("context.unknown-after-data", Reason.FILTERED),
+    # "553 example.com does not exist" in reply to MAIL FROM: the sender's domain.
+    ("MAIL", Reason.HOST_UNKNOWN): ("context.domain-at-mail-from", Reason.SENDER_REJECTED),
+    # "550 no such user" in reply to MAIL FROM: the sender's address.
+    ("MAIL", Reason.USER_UNKNOWN): ("context.address-at-mail-from", Reason.SENDER_REJECTED),
+}
 
 _COMMAND_RULES: dict[str, tuple[str, Reason]] = {
     # The server refused the envelope sender: nothing about the recipient is known.
@@ -57,8 +72,8 @@ def explain_order() -> tuple[str, ...]:
         "provider",
         "status-decisive",
         "phrase",
-        "status",
         "command",
+        "status",
         "fallback",
     )
 
@@ -71,12 +86,9 @@ def classify(facts: Facts, fallback_text: str = "") -> Decision:
     """Decide the reason of one recipient. ``fallback_text`` is read when the facts carry no
     diagnostic (a notice that quotes the server's answer only in its prose)."""
     decision = _decide(facts, normalize(facts.diagnostic or fallback_text[:4096]))
-    if (
-        decision.reason is Reason.USER_UNKNOWN
-        and facts.smtp_command == "DATA"
-        and decision.rule_id in _PHRASE_IDS
-    ):
-        return Decision(Reason.FILTERED, "context.unknown-after-data", decision.matched)
+    adjusted = _CONTEXT.get((facts.smtp_command, decision.reason))
+    if adjusted is not None and decision.rule_id in _PHRASE_IDS:
+        return Decision(adjusted[1], adjusted[0], decision.matched)
     return decision
 
 
@@ -93,13 +105,13 @@ def _decide(facts: Facts, text: str) -> Decision:
     if status_rule is not None and status_rule.decisive:
         return Decision(status_rule.reason, status_rule.id, facts.status)
     found = _phrase(text)
-    if found:
+    if found and not (found.rule_id in _WEAK_IDS and facts.smtp_command in _COMMAND_RULES):
         return found
-    if status_rule is not None:
-        return Decision(status_rule.reason, status_rule.id, facts.status)
     if facts.smtp_command in _COMMAND_RULES:
         rule_id, reason = _COMMAND_RULES[facts.smtp_command]
         return Decision(reason, rule_id, facts.smtp_command)
+    if status_rule is not None:
+        return Decision(status_rule.reason, status_rule.id, facts.status)
     if facts.status or facts.reply_code or text:
         return Decision(Reason.ON_HOLD, "fallback.on-hold", facts.status or facts.reply_code)
     return Decision(Reason.UNDETERMINED, "fallback.undetermined")

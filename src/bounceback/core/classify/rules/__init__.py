@@ -26,6 +26,9 @@ class PhraseRule:
     reason: Reason
     pattern: str
     sender_dmarc: bool = False  # an auth_failure that is the sender's own DMARC policy failing
+    # A weak phrase says only that something was refused ("access denied"): when the SMTP
+    # command that was refused is known, the command decides instead (engine step 7).
+    weak: bool = False
 
     def compiled(self) -> re.Pattern[str]:
         return re.compile(self.pattern)

@@ -199,13 +199,17 @@ PHRASE_RULES: tuple[P, ...] = (
         r"headers? (?:are |is )?too (?:large|long|big)",
     ),
     # --- message_too_big / exceed_limit -------------------------------------------------------
-    # "552 5.3.4 Message size exceeds fixed limit"
+    # "552 5.3.4 Message size exceeds fixed limit"; "500 Line limit exceeded"
     P(
         "size.too-big",
         R.MESSAGE_TOO_BIG,
         r"message (?:is )?too (?:big|large)|message size exceeds|size limit|exceeds? (?:the )?"
-        r"(?:maximum|max) (?:message )?size|mail size|too large|message length exceeds",
+        r"(?:maximum|max) (?:message )?size|mail size|too large|message length exceeds|"
+        r"line limit exceeded",
     ),
+    # "552 Too many recipients"; "452 4.5.3 Too many recipients" (taxonomy: exceed_limit is
+    # "the message exceeded some other limit (recipients, size per period)")
+    P("limit.too-many-recipients", R.EXCEED_LIMIT, r"too many recipients"),
     # "This email inbox a@b is no longer in use. Please contact someone else": the mailbox
     # exists but is out of use (before moved.no-longer, whose "no longer in use" would take it).
     P(
@@ -252,7 +256,8 @@ PHRASE_RULES: tuple[P, ...] = (
     # whose "address rejected" would take it).
     P("system.internal-system-error", R.SYSTEM_ERROR, r"internal system error"),
     # --- user_unknown ---------------------------------------------------------------------------
-    # "550 5.1.1 <a@b>... User Unknown"; "550 Unknown user a@b"; "No such user"
+    # "550 5.1.1 <a@b>... User Unknown"; "550 Unknown user a@b"; "No such user"; "550
+    # <a@b>: Recipient address rejected." (nothing after it: the address itself was refused)
     P(
         "user.unknown",
         R.USER_UNKNOWN,
@@ -262,11 +267,12 @@ PHRASE_RULES: tuple[P, ...] = (
         r"(?:user|recipient|mailbox|account|address) not (?:found|exist|known)|"
         r"invalid (?:recipient|mailbox|user|address)|not a (?:valid|known) (?:user|recipient|mailbox)|"
         r"recipient (?:address )?rejected: (?:user unknown|undeliverable address|unknown)|"
+        r"recipient address rejected\.?$|"
         r"mailbox (?:not found|unavailable|does not exist|is not available)|"
         r"(?:is|was) not (?:a )?(?:valid|known) (?:user|mailbox|recipient)|"
         r"bad destination mailbox|unrouteable address|"
         r"this user doesn'?t have an? .{0,40} account|no mailbox here|not our (?:customer|user)|"
-        r"non-?existent (?:user|mailbox|recipient|address)|address (?:rejected|unknown)|"
+        r"non-?existent (?:user|mailbox|recipient|address)|(?<!recipient )address rejected|address unknown|"
         r"unknown or illegal alias|no valid recipients|couldn'?t find (?:the )?recipient|"
         r"addressee unknown|does not have an account|recipient unknown|undeliverable address",
     ),
@@ -281,6 +287,7 @@ PHRASE_RULES: tuple[P, ...] = (
     ),
     # --- host_unknown --------------------------------------------------------------------------
     # "550 Host unknown"; "Host or domain name not found. Name service error for name=example.org"
+    # "553 neko.example.com does not exist" (a bare host name, not an address, that does not exist)
     P(
         "host.unknown",
         R.HOST_UNKNOWN,
@@ -288,7 +295,7 @@ PHRASE_RULES: tuple[P, ...] = (
         r"domain (?:does not|doesn'?t) exist|no such domain|unknown domain|invalid domain|"
         r"domain not found|name service error|name or service not known|nxdomain|"
         r"unrouteable (?:mail )?domain|no mx (?:record|host)|domain (?:is )?not (?:found|valid)|"
-        r"non-?existent domain",
+        r"non-?existent domain|(?<![\w@.-])(?:[a-z0-9-]{1,63}\.){1,10}[a-z]{2,24} does not exist",
     ),
     # "554 The mail could not be delivered to the recipient because the domain is not reachable.
     # Please check the domain and try again" (Hotmail / Outlook.com): no mail host was found.
@@ -364,7 +371,7 @@ PHRASE_RULES: tuple[P, ...] = (
         R.POLICY_VIOLATION,
         r"policy violation|violat(?:es|ion of) (?:our |local )?polic|denied by policy|"
         r"local policy|rejected by (?:local |site )?policy|policy (?:reasons|rejection)|"
-        r"prohibited by policy|refused by policy|messages with multiple addresses in from",
+        r"prohibited by policy|refused by policy",
     ),
     # "552-5.7.0 This message was blocked because its content presents a potential security
     # issue. Please visit https://support.google.com/mail/answer/6590 to review our message
@@ -375,13 +382,16 @@ PHRASE_RULES: tuple[P, ...] = (
         r"content presents a potential security issue",
     ),
     # --- content_error / not_compliant_rfc ----------------------------------------------------
-    # "554 5.7.9 Header error"; "550-5.7.1 This message is not RFC 5322 compliant."
+    # "550-5.7.1 This message is not RFC 5322 compliant."; "550-5.7.1 [192.0.2.222 13] Messages
+    # with multiple addresses in From: header are not accepted." (RFC 5322 section 3.6.2: a From:
+    # with several mailboxes needs a Sender:, which bulk mail rarely has)
     P(
         "rfc.not-compliant",
         R.NOT_COMPLIANT_RFC,
         r"not rfc ?\d* ?compliant|rfc ?(?:2822|5322|822) |does not (?:comply|conform)|"
         r"non-?compliant|improperly formatted|malformed (?:message|header)|"
-        r"duplicate (?:headers?|message-id)|missing (?:required )?(?:header|date|message-id)",
+        r"duplicate (?:headers?|message-id)|missing (?:required )?(?:header|date|message-id)|"
+        r"multiple addresses in from",
     ),
     # "552 5.6.0 Headers too large (3 max)"; "550 5.7.1 message content rejected"
     P(
@@ -407,12 +417,20 @@ PHRASE_RULES: tuple[P, ...] = (
         R.FAILED_STARTTLS,
         r"starttls|tls (?:negotiation|handshake) failed|must issue a starttls|tls required",
     ),
-    # "550 5.7.1 Access denied"; "530 5.7.1 Authentication required"
+    # "530 5.7.1 Authentication required"; "530 5.7.0 Must issue a STARTTLS command first"
     P(
         "security.auth",
         R.SECURITY_ERROR,
-        r"authentication required|must (?:be )?authenticat|access denied|not authorized|"
-        r"unauthori[sz]ed|permission denied|secure connection required|encryption required",
+        r"authentication required|must (?:be )?authenticat|secure connection required|"
+        r"encryption required",
+    ),
+    # "550 5.7.1 Access denied"; "551 5.7.1 Delivery not authorized": these say only that
+    # something was refused, so the SMTP command, when known, says what (weak).
+    P(
+        "security.access-denied",
+        R.SECURITY_ERROR,
+        r"access denied|not authorized|unauthori[sz]ed|permission denied",
+        weak=True,
     ),
     # --- network / system / expired ----------------------------------------------------------
     # "4.4.7 Delivery time expired"; "retry timeout exceeded"
