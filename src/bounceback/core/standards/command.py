@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 
-# Postfix: "(in reply to RCPT TO command)"; Exim: "SMTP error from remote mail server after
-# RCPT TO:<a@b>:"; Sendmail: ">>> DATA"; qmail: "most progress was RCPT TO response";
-# others: "after end of data", "in reply to end of DATA command", "during MAIL FROM".
+# Postfix: "(in reply to RCPT TO command)", "while receiving the initial server greeting";
+# Exim: "SMTP error from remote mail server after RCPT TO:<a@b>:"; Sendmail: ">>> DATA";
+# qmail: "most progress was RCPT TO response"; others: "after end of data", "in reply to end of
+# DATA command", "during MAIL FROM".
 _COMMAND = re.compile(
-    r"(?:in reply to|after|while sending|during|>>>|progress was|response to)\s+"
+    r"(?:in reply to|after|while sending|while receiving|during|>>>|progress was|response to)\s+"
     r"(?:the\s+)?(?:end of\s+(?P<eod>data)|(?P<cmd>RCPT|MAIL|DATA|HELO|EHLO|STARTTLS|AUTH|"
-    r"CONNECT|QUIT|BDAT|RSET|XFORWARD|initial connection|greeting|banner))",
+    r"CONNECT|QUIT|BDAT|RSET|XFORWARD|initial connection|"
+    r"(?:initial )?(?:server )?greeting|banner))",
     re.I,
 )
 _CANONICAL = {
@@ -25,6 +27,9 @@ _CANONICAL = {
     "connect": "CONN",
     "initial connection": "CONN",
     "greeting": "CONN",
+    "initial greeting": "CONN",
+    "server greeting": "CONN",
+    "initial server greeting": "CONN",
     "banner": "CONN",
 }
 

@@ -4,6 +4,9 @@ A reply code is three digits, the first 2, 4 or 5, at the start of a server's li
 it is usually quoted inside prose ("host mx.example.com said: 550 5.1.1 ..."), so it is looked for
 where a server's answer begins: at the start of the text or a line, after a colon, after "said"
 or "<<<", or before an enhanced status code.
+
+Only registered reply codes count: a three-digit number such as "426" or "542" that no RFC
+defines is a server's private number, not a reply code a client can act on.
 """
 
 from __future__ import annotations
@@ -19,10 +22,20 @@ _REPLY = re.compile(
 _REPLY_WITH_STATUS = re.compile(r"(?<!\d)([245][0-5][0-9])[ -]+\(?#?([245])\.[0-7]\.\d{1,3}")
 
 
+# The reply codes the RFCs define: RFC 5321 section 4.2.3, RFC 3207 (STARTTLS), RFC 4954 (AUTH),
+# RFC 1985 (ETRN), RFC 7504 (521, 556) and those the IANA enhanced-status registry (RFC 5248)
+# pairs with its codes (523, 524, 525).
+_POSITIVE = frozenset(("211", "214", "220", "221", "235", "250", "251", "252", "253", "334", "354"))
+_TRANSIENT = frozenset(("421", "432", "450", "451", "452", "454", "455", "458", "459"))
+_PERMANENT = frozenset(("500", "501", "502", "503", "504", "521", "523", "524", "525", "530"))
+_PERMANENT_TOO = frozenset(("534", "535", "538", "550", "551", "552", "553", "554", "555", "556"))
+REGISTERED = _POSITIVE | _TRANSIENT | _PERMANENT | _PERMANENT_TOO
+
+
 def find_reply_code(text: str) -> str:
     """The SMTP reply code of the server's answer quoted in ``text``, or ``""``."""
-    match = _REPLY_WITH_STATUS.search(text)
-    if match:
-        return match.group(1)
-    match = _REPLY.search(text)
-    return match.group(1) if match else ""
+    for pattern in (_REPLY_WITH_STATUS, _REPLY):
+        for match in pattern.finditer(text):
+            if match.group(1) in REGISTERED:
+                return match.group(1)
+    return ""
