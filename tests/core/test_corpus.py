@@ -150,3 +150,15 @@ def _write() -> None:
 if __name__ == "__main__":
     if "--write" in sys.argv:
         _write()
+
+
+@pytest.mark.corpus
+def test_every_mbox_message_is_read() -> None:
+    corpus = require_corpus()
+    for path in sorted((corpus / "mailbox").iterdir()):
+        data = path.read_bytes()
+        if not data.startswith(b"From "):
+            continue
+        separators = sum(1 for line in data.split(b"\n") if line.startswith(b"From "))
+        read = [m for m in iter_paths([str(path)]) if isinstance(m, Message)]
+        assert [m.position for m in read] == list(range(1, separators + 1)), path.name

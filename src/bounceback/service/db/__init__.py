@@ -1,0 +1,1 @@
+"""Storage: the tables (models.py), engines and sessions (session.py), migrations (Alembic)."""
