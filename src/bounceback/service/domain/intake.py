@@ -1,24 +1,249 @@
 """Bounce intake: store the raw message first, then parse, match and apply policy.
 
-INTERFACE (being implemented by the lead; signatures are the contract).
+``store_raw`` is what every entry point calls (SMTP receiver, HTTP endpoint, sandbox, the relay's
+own refusals): it keeps the bytes, idempotently by content hash, and enqueues the processing in
+the same transaction. ``process`` (run by a worker) parses the message with the pure core, finds
+the delivery each recipient's failure answers, records one event per recipient (again
+idempotent), and lets ``effects`` apply the account's policy.
 """
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+import hashlib
+from email.utils import formatdate, make_msgid
 
-from bounceback.service.db.models import Delivery, RawBounce
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+import bounceback
+from bounceback import Kind, parse
+from bounceback.core.report import RecipientResult, Report
+from bounceback.core.standards.status import find_status
+from bounceback.service import jobs
+from bounceback.service.db.models import (
+    BounceEvent,
+    Contact,
+    Delivery,
+    RawBounce,
+    RawStatus,
+    utcnow,
+)
+from bounceback.service.domain.effects import apply_event
+from bounceback.service.domain.matching import Match, match_recipient, signed_deliveries
+from bounceback.service.settings import Settings
+
+PROCESS = "process_bounce"
 
 
-def store_raw(session: Session, raw: bytes, *, source: str, envelope_from: str = "",
-              envelope_to: str = "", account_id: int | None = None) -> tuple[RawBounce, bool]:
+def store_raw(
+    session: Session,
+    raw: bytes,
+    *,
+    source: str,
+    envelope_from: str = "",
+    envelope_to: str = "",
+    account_id: int | None = None,
+) -> tuple[RawBounce, bool]:
     """Keep the message (idempotent by content hash) and enqueue its processing in the same
     transaction. Returns the row and whether it is new. Commit before acknowledging receipt."""
-    raise NotImplementedError
+    digest = hashlib.sha256(raw).hexdigest()
+    existing = session.scalar(select(RawBounce).where(RawBounce.sha256 == digest))
+    if existing is not None:
+        return existing, False
+    row = RawBounce(
+        sha256=digest,
+        source=source,
+        envelope_from=envelope_from[:320],
+        envelope_to=envelope_to[:320],
+        raw=raw,
+        account_id=account_id,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # the same message stored by another process at the same moment
+        again = session.scalar(select(RawBounce).where(RawBounce.sha256 == digest))
+        if again is None:
+            raise
+        return again, False
+    jobs.enqueue(session, PROCESS, {"raw_id": row.id}, key=f"raw:{row.id}")
+    return row, True
 
 
-def record_rejection(session: Session, delivery: Delivery, *, reply_code: str, response: str,
-                     command: str) -> None:
-    """The relay refused this recipient during the SMTP transaction (5xx at RCPT or DATA): a
-    bounce of that recipient with the server's response, exactly like a later NDR."""
-    raise NotImplementedError
+def process(factory: sessionmaker[Session], raw_id: int, settings: Settings) -> RawStatus:
+    """Parse, match and apply one stored message (a worker job). Safe to run twice."""
+    with factory() as session, session.begin():
+        raw = session.get(RawBounce, raw_id, with_for_update=True)
+        if raw is None:
+            return RawStatus.FAILED
+        if raw.status is not RawStatus.RECEIVED:
+            return raw.status  # done already: processing is idempotent
+        raw.status = process_in_session(session, raw, settings.secret_key)
+        raw.processed_at = utcnow()
+        return raw.status
+
+
+def process_in_session(
+    session: Session, raw: RawBounce, secret: str, forced: Delivery | None = None
+) -> RawStatus:
+    report = parse(raw.raw)
+    raw.kind = report.kind.value
+    raw.parser_version = bounceback.__version__
+    if not report.recipients or report.kind in (Kind.NOT_BOUNCE, Kind.AUTO_REPLY):
+        return RawStatus.NOT_BOUNCE
+    signed, forged = signed_deliveries(report, secret, raw.envelope_to)
+    matched = 0
+    for recipient in report.recipients:
+        match = (
+            Match(forced, "relay")
+            if forced is not None
+            else match_recipient(session, recipient, report, signed, trusted_account=_trusted(raw))
+        )
+        account_id = match.delivery.account_id if match else _trusted(raw)
+        if account_id is None:
+            continue
+        if record_event(session, raw, report, recipient, account_id=account_id, match=match):
+            matched += 1
+        if raw.account_id is None:
+            raw.account_id = account_id
+    if matched:
+        return RawStatus.PROCESSED
+    return RawStatus.FORGED if forged else RawStatus.UNMATCHED
+
+
+def _trusted(raw: RawBounce) -> int | None:
+    """Only messages posted by an account's own systems (API key) are trusted without a token."""
+    return raw.account_id if raw.source == "http" else None
+
+
+def record_event(
+    session: Session,
+    raw: RawBounce,
+    report: Report,
+    recipient: RecipientResult,
+    *,
+    account_id: int,
+    match: Match | None,
+) -> BounceEvent | None:
+    """One event per (raw message, address); the policy is applied once, when it is new."""
+    email = (match.delivery.email if match else recipient.address).strip().lower()
+    if not email:
+        return None
+    if (
+        session.scalar(
+            select(BounceEvent.id).where(
+                BounceEvent.raw_bounce_id == raw.id, BounceEvent.email == email
+            )
+        )
+        is not None
+    ):
+        return None
+    contact_id = (
+        match.delivery.contact_id
+        if match
+        else session.scalar(
+            select(Contact.id).where(Contact.account_id == account_id, Contact.email == email)
+        )
+    )
+    if match is None and contact_id is None:
+        return None  # a trusted post about an address this account does not know
+    event = BounceEvent(
+        account_id=account_id,
+        raw_bounce_id=raw.id,
+        delivery_id=match.delivery.id if match else None,
+        contact_id=contact_id,
+        email=email,
+        kind=report.kind.value,
+        reason=recipient.reason.value,
+        category=recipient.category.value,
+        permanent=recipient.permanent,
+        hard=recipient.hard,
+        status_code=recipient.status,
+        reply_code=recipient.reply_code,
+        diagnostic=recipient.diagnostic[:8000],
+        remote_mta=recipient.remote_mta[:300],
+        rule_id=recipient.rule_id,
+        matched_by=match.by if match else "recipient",
+    )
+    session.add(event)
+    session.flush()
+    apply_event(session, event, report, match.delivery if match else None)
+    return event
+
+
+def record_rejection(
+    session: Session,
+    delivery: Delivery,
+    *,
+    reply_code: str,
+    response: str,
+    command: str,
+    secret: str = "",
+    relay: str = "relay",
+) -> RawBounce:
+    """The relay refused this recipient during the SMTP transaction (5xx at RCPT or DATA, or a
+    temporary failure given up after the retry period): a bounce of that recipient with the
+    server's response, exactly like a later NDR. An RFC 3464 report of the refusal is stored as
+    the raw message (downloadable like any bounce) and processed at once for this delivery."""
+    raw_bytes = rejection_report(
+        delivery, reply_code=reply_code, response=response, command=command, relay=relay
+    )
+    raw, _ = store_raw(session, raw_bytes, source="relay", account_id=delivery.account_id)
+    if raw.status is RawStatus.RECEIVED:
+        raw.status = process_in_session(session, raw, secret, forced=delivery)
+        raw.processed_at = utcnow()
+    return raw
+
+
+def rejection_report(
+    delivery: Delivery, *, reply_code: str, response: str, command: str, relay: str
+) -> bytes:
+    """An RFC 3464 delivery status notification of a refusal seen during our own SMTP session."""
+    permanent = reply_code.startswith("5")
+    status = find_status(response) or ("5.0.0" if permanent else "4.0.0")
+    now = formatdate(localtime=False)
+    boundary = f"bounceback-{delivery.id}-{utcnow().strftime('%Y%m%d%H%M%S%f')}"
+    answer = " ".join(f"{reply_code} {response}".split())
+    when = f"(in reply to {command or 'RCPT'} command)"
+    return "\n".join(
+        [
+            "From: Mail Delivery System <mailer-daemon@bounceback.invalid>",
+            f"To: {delivery.email}",
+            "Subject: Undelivered Mail Returned to Sender",
+            f"Date: {now}",
+            f"Message-ID: {make_msgid(domain='bounceback.invalid')}",
+            "Auto-Submitted: auto-replied",
+            "MIME-Version: 1.0",
+            f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"',
+            "",
+            f"--{boundary}",
+            "Content-Type: text/plain; charset=utf-8",
+            "",
+            f"The relay {relay} refused <{delivery.email}> during the SMTP session:",
+            "",
+            f"    {answer} {when}",
+            "",
+            f"--{boundary}",
+            "Content-Type: message/delivery-status",
+            "",
+            f"Reporting-MTA: dns; {relay}",
+            f"Arrival-Date: {now}",
+            "",
+            f"Final-Recipient: rfc822; {delivery.email}",
+            "Action: failed",
+            f"Status: {status}",
+            f"Remote-MTA: dns; {relay}",
+            f"Diagnostic-Code: smtp; {answer} {when}",
+            f"Last-Attempt-Date: {now}",
+            "",
+            f"--{boundary}",
+            "Content-Type: text/rfc822-headers",
+            "",
+            f"Message-ID: {delivery.message_id}",
+            f"To: {delivery.email}",
+            "",
+            f"--{boundary}--",
+            "",
+        ]
+    ).encode("utf-8", "replace")
