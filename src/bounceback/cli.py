@@ -2,6 +2,10 @@
 
 bounceback parse [--jsonl] PATH...     read bounces from files, folders, mbox files, maildirs
 bounceback explain PATH...             how each recipient's classification was decided
+bounceback serve                       the service: web UI and API, SMTP receiver, workers
+bounceback admin create-user ...       create a user (the first administrator) and its account
+bounceback admin create-api-key ...    create an API key for an account
+bounceback admin reparse               re-read every stored bounce with this parser version
 bounceback samples                     print the path of the bounces shipped with the package
 """
 
@@ -165,6 +169,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_serve(_: argparse.Namespace) -> int:
+    from bounceback.service.runner import serve  # noqa: PLC0415 (the core needs none of it)
+    from bounceback.service.settings import load  # noqa: PLC0415
+
+    return serve(load())
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    from bounceback.service import admin  # noqa: PLC0415
+
+    return admin.run(args)
+
+
 def cmd_samples(_: argparse.Namespace) -> int:
     print(SAMPLES)
     return 0
@@ -185,6 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("explain", help="explain how each recipient was classified")
     e.add_argument("paths", nargs="+", metavar="PATH")
     e.set_defaults(func=cmd_explain)
+    sv = sub.add_parser("serve", help="run the service (settings: BOUNCEBACK_* variables)")
+    sv.set_defaults(func=cmd_serve)
+    ad = sub.add_parser("admin", help="administration: users, API keys, re-parsing")
+    adsub = ad.add_subparsers(dest="action", required=True)
+    cu = adsub.add_parser("create-user", help="create a user (and its account if new)")
+    cu.add_argument("--account", required=True, help="the account's name (created if new)")
+    cu.add_argument("--email", required=True)
+    cu.add_argument("--name", default="")
+    cu.add_argument("--admin", action="store_true", help="an administrator of the account")
+    cu.add_argument("--password", help="default: BOUNCEBACK_ADMIN_PASSWORD, else asked for")
+    ck = adsub.add_parser("create-api-key", help="create an API key for an account")
+    ck.add_argument("--account", required=True, help="the account's name")
+    ck.add_argument("--name", default="API key")
+    adsub.add_parser("reparse", help="re-read every stored bounce with this parser version")
+    ad.set_defaults(func=cmd_admin)
     s = sub.add_parser("samples", help="print the folder of sample bounces shipped with bounceback")
     s.set_defaults(func=cmd_samples)
     return parser

@@ -314,3 +314,20 @@ def test_relay_rejection_is_a_bounce_like_any_other(factory: sessionmaker[Sessio
     )
     with factory() as session:
         assert _count(session, BounceEvent) == 1
+
+
+def test_reparse_brings_old_classifications_up_to_date(factory: sessionmaker[Session]) -> None:
+    with transaction(factory) as session:
+        acme = account(session)
+        target = delivery(session, acme.id, "gone@example.org")
+        target_id = target.id
+    _ingest(factory, dsn("gone@example.org", to=return_path(target_id)))
+    with transaction(factory) as session:  # what an older parser might have said
+        event = session.scalars(select(BounceEvent)).one()
+        event.reason, event.category, event.rule_id = "on_hold", "other", "fallback.on-hold"
+    summary = intake.reparse_all(factory, SETTINGS)
+    assert (summary.messages, summary.changed) == (1, 1)
+    with factory() as session:
+        event = session.scalars(select(BounceEvent)).one()
+        assert (event.reason, event.category) == ("user_unknown", "unknown_user")
+    assert intake.reparse_all(factory, SETTINGS).changed == 0

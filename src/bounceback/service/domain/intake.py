@@ -10,6 +10,7 @@ idempotent), and lets ``effects`` apply the account's policy.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from email.utils import formatdate, make_msgid
 
 from sqlalchemy import select
@@ -247,3 +248,74 @@ def rejection_report(
             "",
         ]
     ).encode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class ReparseSummary:
+    messages: int
+    changed: int  # events whose classification changed
+    matched: int  # messages that matched nothing before and do now
+
+
+def reparse_all(
+    factory: sessionmaker[Session], settings: Settings, batch: int = 200
+) -> ReparseSummary:
+    """Re-read every stored message with this parser version (after a parser upgrade).
+
+    Events keep their identity; their classification is brought up to date, and a bounce that
+    becomes hard now has the effects of a hard bounce. Messages that matched nothing are
+    processed again: a better parser may now find the delivery they answer.
+    """
+    messages = changed = matched = 0
+    last_id = 0
+    while True:
+        with factory() as session, session.begin():
+            rows = session.scalars(
+                select(RawBounce).where(RawBounce.id > last_id).order_by(RawBounce.id).limit(batch)
+            ).all()
+            if not rows:
+                break
+            for raw in rows:
+                last_id = raw.id
+                messages += 1
+                changed += _reclassify(session, raw)
+                if raw.status in (
+                    RawStatus.UNMATCHED,
+                    RawStatus.FORGED,
+                    RawStatus.NOT_BOUNCE,
+                    RawStatus.FAILED,
+                ):
+                    status = process_in_session(session, raw, settings.secret_key)
+                    matched += status is RawStatus.PROCESSED
+                    raw.status = status
+                raw.parser_version = bounceback.__version__
+    return ReparseSummary(messages, changed, matched)
+
+
+def _reclassify(session: Session, raw: RawBounce) -> int:
+    events = session.scalars(select(BounceEvent).where(BounceEvent.raw_bounce_id == raw.id)).all()
+    if not events:
+        return 0
+    report = parse(raw.raw)
+    by_address = {r.address.strip().lower(): r for r in report.recipients}
+    changed = 0
+    for event in events:
+        recipient = by_address.get(event.email)
+        if recipient is None:
+            continue
+        fresh = (
+            recipient.reason.value,
+            recipient.category.value,
+            recipient.rule_id,
+            recipient.hard,
+            recipient.permanent,
+        )
+        if fresh == (event.reason, event.category, event.rule_id, event.hard, event.permanent):
+            continue
+        became_hard = recipient.hard and not event.hard
+        event.reason, event.category, event.rule_id, event.hard, event.permanent = fresh
+        changed += 1
+        if became_hard and event.kind == Kind.BOUNCE.value:
+            delivery = session.get(Delivery, event.delivery_id) if event.delivery_id else None
+            apply_event(session, event, report, delivery)
+    return changed
