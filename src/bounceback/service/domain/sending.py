@@ -1,16 +1,38 @@
-"""Marketing emails and their sends: create, start, progress, recipients, resend.
+"""Marketing emails and their sends: create, start, progress, recipients.
 
-INTERFACE (to be implemented; signatures are the contract the web layer codes against).
+A send fixes its recipients when it is created: one Delivery per contact, ``queued`` or
+``not_sent`` with the reason (suppressed, unsubscribed, complained). Starting it enqueues one
+``deliver`` job per queued delivery; the worker (``service/worker.py``) hands each to the relay.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from bounceback.service.db.models import Delivery, DeliveryState, Email, Send
+from bounceback.service import jobs
+from bounceback.service.db.models import (
+    BounceEvent,
+    Contact,
+    Delivery,
+    DeliveryState,
+    Email,
+    Send,
+    SendStatus,
+    utcnow,
+)
+from bounceback.service.domain import suppression
+from bounceback.service.domain.contacts import normalize_email
+from bounceback.service.domain.errors import Conflict, Invalid, NotFound
+
+DELIVER = "deliver"
+MAX_SUBJECT = 998  # RFC 5322 line limit
+# A send is done when none of its deliveries can still be handed to the relay.
+_OPEN_STATES = (DeliveryState.QUEUED, DeliveryState.PENDING)
+_STARTABLE = (SendStatus.DRAFT, SendStatus.SCHEDULED, SendStatus.PAUSED)
 
 
 @dataclass(frozen=True)
@@ -33,42 +55,218 @@ class Progress:
         return (self.bounced_hard + self.bounced_soft) / handed if handed else 0.0
 
 
-def create_email(session: Session, account_id: int, *, from_address: str, subject: str,
-                 html: str = "", text: str = "", from_name: str = "") -> Email:
-    raise NotImplementedError
+def create_email(
+    session: Session,
+    account_id: int,
+    *,
+    from_address: str,
+    subject: str,
+    html: str = "",
+    text: str = "",
+    from_name: str = "",
+) -> Email:
+    """A marketing email. It needs a sender, a subject and a body (HTML, text or both)."""
+    sender = normalize_email(from_address)
+    subject = " ".join(subject.split())  # no line breaks: they would forge headers
+    if not subject:
+        raise Invalid("an email needs a subject")
+    if len(subject) > MAX_SUBJECT:
+        raise Invalid(f"the subject is longer than {MAX_SUBJECT} characters")
+    if not html.strip() and not text.strip():
+        raise Invalid("an email needs an HTML or a text body")
+    email = Email(
+        account_id=account_id,
+        from_address=sender,
+        from_name=" ".join(from_name.split())[:200],
+        subject=subject,
+        html=html,
+        text=text,
+    )
+    session.add(email)
+    session.flush()
+    return email
 
 
 def get_email(session: Session, account_id: int, email_id: int) -> Email:
-    raise NotImplementedError
+    email = session.get(Email, email_id)
+    if email is None or email.account_id != account_id:
+        raise NotFound("no such email")
+    return email
 
 
-def create_send(session: Session, account_id: int, email_id: int, *,
-                contact_ids: list[int] | None = None, scheduled_at: datetime | None = None,
-                created_by_id: int | None = None) -> Send:
+def create_send(
+    session: Session,
+    account_id: int,
+    email_id: int,
+    *,
+    contact_ids: list[int] | None = None,
+    scheduled_at: datetime | None = None,
+    created_by_id: int | None = None,
+) -> Send:
     """A send of the email to these contacts (None: every contact of the account). One Delivery
     row per contact is created in state queued, or not_sent with its NotSentReason."""
-    raise NotImplementedError
+    get_email(session, account_id, email_id)
+    contacts = _recipients(session, account_id, contact_ids)
+    if not contacts:
+        raise Invalid("a send needs at least one contact")
+    send = Send(
+        account_id=account_id,
+        email_id=email_id,
+        status=SendStatus.SCHEDULED if scheduled_at else SendStatus.DRAFT,
+        scheduled_at=scheduled_at,
+        created_by_id=created_by_id,
+    )
+    session.add(send)
+    session.flush()
+    for contact in contacts:
+        reason = suppression.not_sent_reason(session, account_id, contact.email)
+        session.add(
+            Delivery(
+                account_id=account_id,
+                send_id=send.id,
+                contact_id=contact.id,
+                email=contact.email,
+                state=DeliveryState.NOT_SENT if reason else DeliveryState.QUEUED,
+                not_sent_reason=reason,
+            )
+        )
+    session.flush()
+    return send
+
+
+def _recipients(session: Session, account_id: int, contact_ids: list[int] | None) -> list[Contact]:
+    """The contacts of a send, each once; ids of another account's contacts are refused."""
+    query = select(Contact).where(Contact.account_id == account_id)
+    if contact_ids is None:
+        return list(session.scalars(query.order_by(Contact.id)).all())
+    wanted = set(contact_ids)
+    found = list(session.scalars(query.where(Contact.id.in_(wanted)).order_by(Contact.id)).all())
+    missing = wanted - {c.id for c in found}
+    if missing:
+        raise NotFound(f"no such contact: {min(missing)}")
+    return found
 
 
 def start_send(session: Session, account_id: int, send_id: int) -> Send:
-    """Mark the send sending and enqueue a delivery job per queued recipient."""
-    raise NotImplementedError
+    """Mark the send sending and enqueue a delivery job per queued recipient.
+
+    A scheduled send's jobs run at its scheduled time; a paused send resumes (its queued and
+    pending recipients get new jobs; a delivery already handed over is never sent twice because
+    the worker claims each delivery before sending it)."""
+    send = get_send(session, account_id, send_id)
+    if send.status not in _STARTABLE:
+        raise Conflict(f"the send is {send.status.value}; it cannot be started")
+    resuming = send.status is SendStatus.PAUSED
+    now = utcnow()
+    run_at = _aware(send.scheduled_at) if send.scheduled_at else now
+    if run_at > now and not resuming:
+        send.status = SendStatus.SCHEDULED
+    else:
+        run_at = now
+        send.status = SendStatus.SENDING
+        send.started_at = send.started_at or now
+    send.pause_reason = ""
+    states = _OPEN_STATES if resuming else (DeliveryState.QUEUED,)
+    ids = session.scalars(
+        select(Delivery.id)
+        .where(Delivery.send_id == send.id, Delivery.state.in_(states))
+        .order_by(Delivery.id)
+    ).all()
+    suffix = f":resume:{now.timestamp()}" if resuming else ""
+    for delivery_id in ids:
+        jobs.enqueue(
+            session,
+            DELIVER,
+            {"delivery_id": delivery_id},
+            key=f"deliver:{delivery_id}{suffix}",
+            run_at=run_at,
+        )
+    if not ids:
+        finish_if_done(session, send)
+    session.flush()
+    return send
+
+
+def finish_if_done(session: Session, send: Send) -> bool:
+    """Mark the send done once no delivery is queued or pending any more."""
+    if send.status not in (SendStatus.SENDING, SendStatus.SCHEDULED):
+        return False
+    open_left = session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.send_id == send.id, Delivery.state.in_(_OPEN_STATES))
+    )
+    if open_left:
+        return False
+    send.status = SendStatus.DONE
+    send.finished_at = utcnow()
+    return True
 
 
 def get_send(session: Session, account_id: int, send_id: int) -> Send:
-    raise NotImplementedError
+    send = session.get(Send, send_id)
+    if send is None or send.account_id != account_id:
+        raise NotFound("no such send")
+    return send
 
 
-def list_sends(session: Session, account_id: int, limit: int = 50, offset: int = 0
-               ) -> tuple[list[Send], int]:
-    raise NotImplementedError
+def list_sends(
+    session: Session, account_id: int, limit: int = 50, offset: int = 0
+) -> tuple[list[Send], int]:
+    """The account's sends, newest first, and their total."""
+    where = Send.account_id == account_id
+    total = session.scalar(select(func.count()).select_from(Send).where(where)) or 0
+    items = session.scalars(
+        select(Send).where(where).order_by(Send.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return list(items), total
 
 
 def progress(session: Session, account_id: int, send_id: int) -> Progress:
-    raise NotImplementedError
+    send = get_send(session, account_id, send_id)
+    rows = session.execute(
+        select(Delivery.state, func.count())
+        .where(Delivery.send_id == send.id)
+        .group_by(Delivery.state)
+    ).all()
+    counts = {DeliveryState(state): int(n) for state, n in rows}
+    complaints = session.scalar(
+        select(func.count(distinct(BounceEvent.delivery_id)))
+        .join(Delivery, Delivery.id == BounceEvent.delivery_id)
+        .where(
+            Delivery.send_id == send.id,
+            BounceEvent.account_id == account_id,
+            BounceEvent.kind == "complaint",
+        )
+    )
+    return Progress(
+        total=sum(counts.values()),
+        complaints=int(complaints or 0),
+        **{state.value: counts.get(state, 0) for state in DeliveryState},
+    )
 
 
-def recipients(session: Session, account_id: int, send_id: int, *,
-               states: list[DeliveryState] | None = None, limit: int = 50, offset: int = 0
-               ) -> tuple[list[Delivery], int]:
-    raise NotImplementedError
+def recipients(
+    session: Session,
+    account_id: int,
+    send_id: int,
+    *,
+    states: list[DeliveryState] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Delivery], int]:
+    """The send's deliveries (optionally only in these states) in a stable order, and the total."""
+    send = get_send(session, account_id, send_id)
+    where = [Delivery.send_id == send.id, Delivery.account_id == account_id]
+    if states:
+        where.append(Delivery.state.in_(states))
+    total = session.scalar(select(func.count()).select_from(Delivery).where(*where)) or 0
+    items = session.scalars(
+        select(Delivery).where(*where).order_by(Delivery.id).limit(limit).offset(offset)
+    ).all()
+    return list(items), total
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite gives datetimes back without their zone; every stored time is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Entry points for bounces from the outside: the SMTP receiver for the bounce domains."""

@@ -1,0 +1,125 @@
+"""The SMTP receiver: only the bounce domains, size limit, stored (committed) before 250."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bounceback.service.db.models import Job, RawBounce
+from bounceback.service.db.session import make_engine, make_sessionmaker
+from bounceback.service.receivers.smtp import BounceReceiver
+from bounceback.service.settings import Settings
+from outbound_support import BOUNCE_DOMAIN, settings
+
+LIMIT = 4000
+VERP = f"b+1.0123456789abcdef@{BOUNCE_DOMAIN}"
+NDR = (
+    b"From: MAILER-DAEMON@mx.example.org\r\n"
+    b"To: " + VERP.encode() + b"\r\n"
+    b"Subject: Undelivered Mail Returned to Sender\r\n"
+    b"Message-ID: <ndr-1@mx.example.org>\r\n"
+    b"\r\n"
+    b"The message to ann@example.org could not be delivered.\r\n"
+    b".leading dot survives dot-stuffing\r\n"
+)
+
+
+def _receiver(factory: sessionmaker[Session], config: Settings) -> Iterator[BounceReceiver]:
+    receiver = BounceReceiver(config, factory, host="127.0.0.1", port=0)
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture
+def receiver(factory: sessionmaker[Session]) -> Iterator[BounceReceiver]:
+    yield from _receiver(factory, settings(max_message_bytes=LIMIT))
+
+
+def _client(receiver: BounceReceiver) -> smtplib.SMTP:
+    client = smtplib.SMTP("127.0.0.1", receiver.port, timeout=10)
+    client.ehlo("mx.example.org")
+    return client
+
+
+def test_bounce_is_stored_before_250(
+    receiver: BounceReceiver, factory: sessionmaker[Session]
+) -> None:
+    with _client(receiver) as client:
+        refused = client.sendmail("", [VERP], NDR)  # MAIL FROM:<>, as every bounce
+        assert refused == {}
+    # Committed when we answered 250: a fresh session sees it at once.
+    with factory() as session:
+        rows = session.scalars(select(RawBounce)).all()
+        assert len(rows) == 1
+        row = rows[0]
+        assert row.source == "smtp"
+        assert row.envelope_from == ""
+        assert row.envelope_to == VERP
+        assert row.raw == NDR  # byte for byte, dot-stuffing undone
+        job = session.scalars(select(Job).where(Job.kind == "process_bounce")).one()
+        assert job.payload == {"raw_id": row.id}
+
+
+def test_the_same_message_twice_is_stored_once(
+    receiver: BounceReceiver, factory: sessionmaker[Session]
+) -> None:
+    with _client(receiver) as client:
+        client.sendmail("", [VERP], NDR)
+    with _client(receiver) as client:  # the sender retries, e.g. it missed our 250
+        client.mail("")
+        client.rcpt(VERP)
+        code, reply = client.data(NDR)
+        assert code == 250, reply
+    with factory() as session:
+        assert len(session.scalars(select(RawBounce)).all()) == 1
+
+
+def test_other_domains_are_refused(receiver: BounceReceiver) -> None:
+    with _client(receiver) as client:
+        client.mail("")
+        code, reply = client.rcpt("someone@other.example")
+        assert code == 550
+        assert reply.decode() == "5.1.1 <someone@other.example>: not a bounce address here"
+        code, _ = client.rcpt(f"anything@{BOUNCE_DOMAIN.upper()}")  # domains are case-blind
+        assert code == 250
+
+
+def test_oversized_messages_are_refused(
+    receiver: BounceReceiver, factory: sessionmaker[Session]
+) -> None:
+    big = NDR + b"x" * 76 + b"\r\n" * 1 + (b"y" * 76 + b"\r\n") * (LIMIT // 78 + 1)
+    with _client(receiver) as client:
+        # Declared in advance with SIZE (smtplib does when the server offers it): refused at MAIL.
+        with pytest.raises(smtplib.SMTPSenderRefused) as declared:
+            client.sendmail("", [VERP], big)
+        assert declared.value.smtp_code == 552
+    with _client(receiver) as client:  # not declared: refused after DATA
+        client.mail("")
+        client.rcpt(VERP)
+        code, _ = client.data(big)
+        assert code == 552
+    with factory() as session:
+        assert session.scalars(select(RawBounce)).all() == []
+
+
+def test_storage_failure_answers_451(tmp_path: Path) -> None:
+    """A database without the schema: storing fails, and the sender is told to retry."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    try:
+        for receiver in _receiver(make_sessionmaker(engine), settings()):
+            with _client(receiver) as client:
+                client.mail("")
+                client.rcpt(VERP)
+                code, reply = client.data(NDR)
+            assert code == 451
+            assert reply.decode().startswith("4.3.0")
+    finally:
+        engine.dispose()
