@@ -331,3 +331,27 @@ def test_reparse_brings_old_classifications_up_to_date(factory: sessionmaker[Ses
         event = session.scalars(select(BounceEvent)).one()
         assert (event.reason, event.category) == ("user_unknown", "unknown_user")
     assert intake.reparse_all(factory, SETTINGS).changed == 0
+
+
+def test_relay_refusing_our_sender_alerts_and_suppresses_nobody(
+    factory: sessionmaker[Session],
+) -> None:
+    with transaction(factory) as session:
+        acme = account(session)
+        target = delivery(session, acme.id, "ok@example.org")
+        intake.record_rejection(
+            session,
+            target,
+            reply_code="553",
+            response="5.7.1 <b+x@bounces.example.net>: Sender address rejected",
+            command="MAIL",
+            relay="relay.example",
+        )
+        target_id = target.id
+    with factory() as session:
+        assert _count(session, Suppression) == 0
+        assert session.scalars(select(Alert.kind)).one() == "sender_refused"
+        event = session.scalars(select(BounceEvent)).one()
+        assert event.sender_side
+        row = session.get(Delivery, target_id)
+        assert row is not None and row.state is DeliveryState.BOUNCED_SOFT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,6 +14,7 @@ from bounceback.service.domain.contacts import normalize_email
 from bounceback.service.domain.errors import Conflict, Invalid, NotFound
 
 MIN_PASSWORD = 10
+_TOUCH_EVERY = timedelta(minutes=1)
 
 
 def create_account(session: Session, name: str) -> Account:
@@ -90,7 +92,10 @@ def account_for_api_key(session: Session, key: str) -> int | None:
         return None
     if not hmac.compare_digest(api_key.key_hash, security.hash_api_key(key)):
         return None
-    api_key.last_used_at = utcnow()
+    now = utcnow()
+    last = api_key.last_used_at
+    if last is None or (last if last.tzinfo else last.replace(tzinfo=UTC)) < now - _TOUCH_EVERY:
+        api_key.last_used_at = now  # at most once a minute: reads stay reads
     return api_key.account_id
 
 

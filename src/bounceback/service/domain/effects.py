@@ -70,7 +70,7 @@ def _bounce(
     report: Report,
 ) -> None:
     label = Category(event.category).label
-    if event.category in SENDER_SIDE_CATEGORIES:
+    if event.sender_side or event.category in SENDER_SIDE_CATEGORIES:
         event.sender_side = True
         _set_state(delivery, DeliveryState.BOUNCED_SOFT, event)
         _alert_sender_side(session, event, report)
@@ -161,7 +161,19 @@ def _timeline(session: Session, event: BounceEvent, kind: str, summary: str) -> 
 
 
 def _alert_sender_side(session: Session, event: BounceEvent, report: Report) -> None:
-    """One open alert per sending domain: DMARC refusals are the sender's to fix."""
+    """One open alert per problem: DMARC refusals (per sending domain) and our own relay
+    refusing the envelope sender are the sender's to fix, not the contacts'."""
+    if event.category != Category.DMARC_UNAUTHORIZED.value:
+        _alert(
+            session,
+            event,
+            key=f"sender:{event.remote_mta}",
+            kind="sender_refused",
+            title=f"The relay {event.remote_mta} refuses the sender address of your email",
+            body="Check the From address and the relay's settings (allowed senders, login). "
+            f"The relay answered: {event.diagnostic[:500]}",
+        )
+        return
     domain = report.original.from_.rpartition("@")[2].strip(" >").lower() or "your domain"
     key = f"dmarc:{domain}"
     existing = session.scalar(
@@ -184,5 +196,28 @@ def _alert_sender_side(session: Session, event: BounceEvent, report: Report) -> 
                 f"{event.diagnostic[:500]}"
             ),
             data={"count": 1, "domain": domain, "remote_mta": event.remote_mta},
+        )
+    )
+
+
+def _alert(
+    session: Session, event: BounceEvent, *, key: str, kind: str, title: str, body: str
+) -> None:
+    existing = session.scalar(
+        select(Alert).where(
+            Alert.account_id == event.account_id, Alert.key == key, Alert.resolved_at.is_(None)
+        )
+    )
+    if existing is not None:
+        existing.data = {**existing.data, "count": int(existing.data.get("count", 1)) + 1}
+        return
+    session.add(
+        Alert(
+            account_id=event.account_id,
+            kind=kind,
+            key=key,
+            title=title,
+            body=body,
+            data={"count": 1, "remote_mta": event.remote_mta},
         )
     )

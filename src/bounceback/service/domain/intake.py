@@ -48,7 +48,10 @@ def store_raw(
 ) -> tuple[RawBounce, bool]:
     """Keep the message (idempotent by content hash) and enqueue its processing in the same
     transaction. Returns the row and whether it is new. Commit before acknowledging receipt."""
-    digest = hashlib.sha256(raw).hexdigest()
+    # Idempotency is per sender: the same bytes posted by two accounts are two messages (and
+    # one account's post never reveals that another sent the same).
+    scope = f"account:{account_id}\n".encode() if account_id is not None else b""
+    digest = hashlib.sha256(scope + raw).hexdigest()
     existing = session.scalar(select(RawBounce).where(RawBounce.sha256 == digest))
     if existing is not None:
         return existing, False
@@ -86,7 +89,12 @@ def process(factory: sessionmaker[Session], raw_id: int, settings: Settings) -> 
 
 
 def process_in_session(
-    session: Session, raw: RawBounce, secret: str, forced: Delivery | None = None
+    session: Session,
+    raw: RawBounce,
+    secret: str,
+    forced: Delivery | None = None,
+    *,
+    sender_side: bool = False,
 ) -> RawStatus:
     report = parse(raw.raw)
     raw.kind = report.kind.value
@@ -104,7 +112,15 @@ def process_in_session(
         account_id = match.delivery.account_id if match else _trusted(raw)
         if account_id is None:
             continue
-        if record_event(session, raw, report, recipient, account_id=account_id, match=match):
+        if record_event(
+            session,
+            raw,
+            report,
+            recipient,
+            account_id=account_id,
+            match=match,
+            sender_side=sender_side,
+        ):
             matched += 1
         if raw.account_id is None:
             raw.account_id = account_id
@@ -126,6 +142,7 @@ def record_event(
     *,
     account_id: int,
     match: Match | None,
+    sender_side: bool = False,
 ) -> BounceEvent | None:
     """One event per (raw message, address); the policy is applied once, when it is new."""
     email = (match.delivery.email if match else recipient.address).strip().lower()
@@ -166,6 +183,7 @@ def record_event(
         remote_mta=recipient.remote_mta[:300],
         rule_id=recipient.rule_id,
         matched_by=match.by if match else "recipient",
+        sender_side=sender_side,
     )
     session.add(event)
     session.flush()
@@ -192,7 +210,10 @@ def record_rejection(
     )
     raw, _ = store_raw(session, raw_bytes, source="relay", account_id=delivery.account_id)
     if raw.status is RawStatus.RECEIVED:
-        raw.status = process_in_session(session, raw, secret, forced=delivery)
+        # A refusal at MAIL FROM is the relay refusing our sender: nothing about the contact.
+        raw.status = process_in_session(
+            session, raw, secret, forced=delivery, sender_side=command.upper() == "MAIL"
+        )
         raw.processed_at = utcnow()
     return raw
 
