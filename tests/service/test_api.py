@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from api_support import SENDING_IPS, Tenant, make_client, tenant
 from sqlalchemy.orm import Session, sessionmaker
 
 from bounceback.service.db.models import (
@@ -25,6 +24,7 @@ from bounceback.service.db.session import transaction
 from bounceback.service.domain import accounts, intake, verp
 from bounceback.service.outbound.message import unsubscribe_url
 
+from api_support import SENDING_IPS, Tenant, make_client, tenant
 from builders import SECRET, delivery, dsn, return_path
 
 

@@ -20,32 +20,16 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from webseed import ADMIN, PASSWORD, Seed, enrich, make_app, seed, settings
 
 from bounceback.service.db.models import Suppression, UnbounceAudit
 from bounceback.service.db.session import transaction
 
 from support import ROOT
+from webseed import ADMIN, PASSWORD, Seed, enrich, make_app, seed, settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "docs" / "screenshots"
 TIMEOUT_MS = 15_000
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: apt-get install -y chromium (CI installs it)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from bounceback.service.db.models import Delivery, Email
 from bounceback.service.domain import verp
 from bounceback.service.outbound.message import build, html_to_text
+
 from outbound_support import BOUNCE_DOMAIN, SECRET, settings
 
 

@@ -14,6 +14,7 @@ from bounceback.service.db.models import Job, RawBounce
 from bounceback.service.db.session import make_engine, make_sessionmaker
 from bounceback.service.receivers.smtp import BounceReceiver
 from bounceback.service.settings import Settings
+
 from outbound_support import BOUNCE_DOMAIN, settings
 
 LIMIT = 4000

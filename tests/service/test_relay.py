@@ -37,6 +37,7 @@ from bounceback.service.outbound.relay import (
 )
 from bounceback.service.settings import Settings
 from bounceback.service.worker import Deliverer, build_handlers, retry_delay, run_until_idle
+
 from outbound_support import (
     BOUNCE_DOMAIN,
     SECRET,

@@ -26,6 +26,7 @@ from bounceback.service.domain.errors import NotFound
 from bounceback.service.outbound import sandbox
 from bounceback.service.outbound.message import Outgoing, build
 from bounceback.service.worker import Worker, build_handlers, run_until_idle
+
 from outbound_support import SECRET, make_world, settings, start_send, wait_for
 
 SIM = "simulator.bounceback.test"

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from api_support import Creds, Tenant, key_creds, make_client, session_creds, tenant
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +27,7 @@ from bounceback.service.db.models import (
 from bounceback.service.db.session import transaction
 from bounceback.service.domain import accounts, intake, verp
 
+from api_support import Creds, Tenant, key_creds, make_client, session_creds, tenant
 from builders import SECRET, delivery, dsn, return_path
 
 MISSING = 987654321

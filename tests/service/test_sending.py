@@ -23,6 +23,7 @@ from bounceback.service.db.models import (
 from bounceback.service.db.session import transaction
 from bounceback.service.domain import accounts, contacts, sending
 from bounceback.service.domain.errors import Conflict, Invalid, NotFound
+
 from outbound_support import make_world
 
 ADDRESSES = ["ann@example.org", "bob@example.org", "cat@example.org", "dan@example.org"]

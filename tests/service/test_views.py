@@ -13,6 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+
+from bounceback.service.db.models import Suppression, SuppressionReason, UnbounceAudit
+from bounceback.service.db.session import transaction
+from bounceback.service.web.throttle import LoginThrottle
+
 from webseed import (
     ADMIN,
     BLOCKED_RESPONSE,
@@ -25,10 +30,6 @@ from webseed import (
     seed,
     settings,
 )
-
-from bounceback.service.db.models import Suppression, SuppressionReason, UnbounceAudit
-from bounceback.service.db.session import transaction
-from bounceback.service.web.throttle import LoginThrottle
 
 _TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
