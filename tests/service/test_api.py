@@ -433,3 +433,26 @@ def test_a_raw_bounce_is_stored_before_the_answer(
     }
     asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
     assert seen == [(202, 1)]
+
+
+def test_account_policy(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    client, _ = make_client(factory, tmp_path)
+    alpha = tenant(factory, "Alpha")
+    got = client.get("/api/account/policy", headers=alpha.api.headers).json()
+    assert got["soft_to_hard_count"] == 5 and "unknown_user" in got["suppress_categories"]
+    changed = client.put(
+        "/api/account/policy",
+        headers=alpha.api.headers,
+        json={"soft_to_hard_count": 3, "suppress_categories": ["unknown_user"]},
+    )
+    assert changed.status_code == 200
+    assert changed.json()["soft_to_hard_count"] == 3
+    assert changed.json()["suppress_categories"] == ["unknown_user"]
+    bad = client.put(
+        "/api/account/policy", headers=alpha.api.headers, json={"suppress_categories": ["nonsense"]}
+    )
+    assert bad.status_code == 422 and "nonsense" in bad.json()["error"]["message"]
+    member = client.put(
+        "/api/account/policy", headers=alpha.member.headers, json={"soft_to_hard_count": 9}
+    )
+    assert member.status_code == 403

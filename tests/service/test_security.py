@@ -52,6 +52,8 @@ CREATES_OWN = {
     ("POST", "/api/contacts/import"): "imports into the caller's account",
     ("POST", "/api/emails"): "creates an email of the caller's account",
     ("POST", "/api/bounces/raw"): "stored for the caller; see test_raw_bounce_cannot_touch_...",
+    ("GET", "/api/account/policy"): "the caller's own account's policy (no id in the path)",
+    ("PUT", "/api/account/policy"): "changes the caller's own account's policy (no id)",
 }
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from bounceback.core.taxonomy import Category
+from bounceback.service.domain.errors import Invalid
 
 # Categories whose hard bounces suppress the address in the account (the taxonomy's hard ones).
 DEFAULT_SUPPRESS = frozenset(
@@ -54,3 +55,42 @@ def policy_for(settings: dict[str, Any] | None) -> Policy:
                 frozenset(value) if field.name == "suppress_categories" else int(value)
             )
     return Policy(**values)
+
+
+_LIMITS = {
+    "soft_to_hard_count": (1, 100),
+    "soft_to_hard_days": (1, 365),
+    "global_accounts": (2, 100),
+    "global_days": (1, 365),
+    "unbounce_every_days": (0, 365),
+    "retry_hours": (1, 168),
+}
+
+
+def as_dict(policy: Policy) -> dict[str, Any]:
+    values = {field.name: getattr(policy, field.name) for field in fields(Policy)}
+    values["suppress_categories"] = sorted(policy.suppress_categories)
+    return values
+
+
+def validated(changes: dict[str, Any]) -> dict[str, Any]:
+    """The changes to an account's policy, checked: known keys, known categories, sane numbers.
+    Raises Invalid with a message that names the key."""
+    out: dict[str, Any] = {}
+    bounce_categories = {c.value for c in Category if c.is_bounce}
+    for key, value in changes.items():
+        if key == "suppress_categories":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise Invalid("suppress_categories: a list of category names")
+            unknown = set(value) - bounce_categories
+            if unknown:
+                raise Invalid(f"suppress_categories: unknown categories {sorted(unknown)}")
+            out[key] = sorted(set(value))
+        elif key in _LIMITS:
+            low, high = _LIMITS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise Invalid(f"{key}: a whole number from {low} to {high}")
+            out[key] = value
+        else:
+            raise Invalid(f"unknown policy setting {key!r}")
+    return out
