@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bounceback import Kind, Reason, parse
+
 from support import SAMPLES
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bounceback import parse
 from bounceback.cli import main
+
 from support import SAMPLES
 
 

@@ -23,6 +23,7 @@ if __package__ in (None, ""):
 
 from bounceback import parse
 from bounceback.sources import Message, iter_paths
+
 from support import CORPUS, require_corpus
 
 KNOWN = Path(__file__).with_name("corpus_known_failures.txt")

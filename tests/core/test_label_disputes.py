@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bounceback import parse
+
 from support import CORPUS, require_corpus
 
 # file, recipient index, field, ours, the label, why

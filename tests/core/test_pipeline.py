@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bounceback import Action, Category, Kind, Reason, parse, verp_token
+
 from support import SAMPLES
 
 # sample file stem -> (kind, address, reason, category, hard)

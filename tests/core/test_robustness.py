@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bounceback import Report, parse
+
 from support import CORPUS, SAMPLES
 
 SEEDS = [p.read_bytes() for p in sorted(SAMPLES.glob("*/*.eml"))]

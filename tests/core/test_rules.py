@@ -146,7 +146,10 @@ def test_dmarc_policy_failure_is_the_senders_problem() -> None:
     )
     assert decision.reason is Reason.AUTH_FAILURE
     category = categorize(decision.reason, True, sender_dmarc=decision.sender_dmarc)
-    assert category in (Category.DMARC_UNAUTHORIZED, Category.POLICY)
+    assert category is Category.DMARC_UNAUTHORIZED
+    # SPF or DKIM alone failing is the policy of the receiver, not the sender's DMARC.
+    spf = classify(_facts("550 5.7.26 SPF check failed", "5.7.26"))
+    assert spf.reason is Reason.AUTH_FAILURE and not spf.sender_dmarc
 
 
 def test_every_reason_has_a_category_both_ways() -> None:

@@ -8,17 +8,19 @@ parts: a bounce of a bounce must not be read as its inner bounce.
 from __future__ import annotations
 
 import re
-from functools import cached_property
 
+from bounceback.core.lazy import lazy
 from bounceback.core.mime import (
     _EMBEDDED,
     _HEADERS_ONLY,
     Headers,
     Part,
     decode_words,
+    html_to_text,
     normalize_newlines,
     parse_header_block,
 )
+from bounceback.core.quick import contains_any, has_case_traps
 from bounceback.core.report import Problem
 
 _DELIVERY_STATUS = frozenset({"message/delivery-status", "message/global-delivery-status"})
@@ -56,6 +58,8 @@ ORIGINAL_MARKERS = (
     "--- undeliverable message ---",
 )
 _MARKERS = ORIGINAL_MARKERS
+# All markers but a few begin with dashes: a text without "---" is searched for those few only.
+_UNDASHED = tuple(marker for marker in _MARKERS if not marker.startswith("---"))
 
 _ORIGINAL_FIELD = re.compile(
     r"^(message-id|from|to|subject|date|x-[\w-]{1,60}):[ \t]*(.*)$", re.I | re.M
@@ -75,20 +79,33 @@ class Mail:
     def header(self, name: str) -> str:
         return self.headers.get(name)
 
-    @cached_property
+    @lazy
     def subject(self) -> str:
         return decode_words(self.headers.get("Subject")).strip()
 
-    @cached_property
+    @lazy
     def sender(self) -> str:
         return decode_words(self.headers.get("From")).strip()
 
-    @cached_property
+    @lazy
+    def sender_lower(self) -> str:
+        return self.sender.lower()
+
+    @lazy
+    def subject_lower(self) -> str:
+        return self.subject.lower()
+
+    @lazy
+    def received(self) -> str:
+        """Every Received header, joined by spaces: detectors look for an MTA's name in them."""
+        return " ".join(self.headers.get_all("Received"))
+
+    @lazy
     def content_type(self) -> str:
         return self.root.content_type
 
     # --- parts -----------------------------------------------------------------------------
-    @cached_property
+    @lazy
     def own_parts(self) -> list[Part]:
         """Every part of this message, not descending into returned messages."""
         out: list[Part] = []
@@ -106,15 +123,15 @@ class Mail:
                 return part
         return None
 
-    @cached_property
+    @lazy
     def delivery_status(self) -> Part | None:
         return self.first_part(_DELIVERY_STATUS)
 
-    @cached_property
+    @lazy
     def feedback_report(self) -> Part | None:
         return self.first_part(_FEEDBACK)
 
-    @cached_property
+    @lazy
     def returned(self) -> Part | None:
         """The returned original message (or its headers), as a Part with headers, if attached."""
         for part in self.own_parts:
@@ -125,7 +142,7 @@ class Mail:
                 return children[0] if children else None
         return None
 
-    @cached_property
+    @lazy
     def text(self) -> str:
         """The human-readable notice: this message's own text/plain parts (or HTML reduced to
         text when there is no plain text), excluding the returned message."""
@@ -140,24 +157,43 @@ class Mail:
             disposition = part.headers.get("Content-Disposition").lower()
             if disposition.startswith("attachment") and part.content_type != "text/plain":
                 continue
-            if part.content_type == "text/plain" or part is self.root:
-                if part.content_type == "text/html":
-                    html.append(part.text)
-                else:
-                    plain.append(part.text)
-            elif part.content_type == "text/html":
-                html.append(part.text)
-        return "\n".join(plain) if plain else "\n".join(html)
+            if part.content_type == "text/html":
+                # Decoded now, so that its problems are recorded in part order; reduced to text
+                # (the costly step) only when there is no plain text to read instead.
+                html.append(part.source_text)
+            elif part.content_type == "text/plain" or part is self.root:
+                plain.append(part.text)
+        if plain:
+            return "\n".join(plain)
+        return "\n".join(html_to_text(source) for source in html)
 
-    @cached_property
+    @lazy
+    def text_lower(self) -> str:
+        return self.text.lower()
+
+    def mentions(self, *needles: str) -> bool:
+        """Whether :attr:`text` may contain one of ``needles`` (lower-case ASCII) in any case:
+        a cheap test for a detector to run before a case-insensitive pattern that needs one of
+        them, over the text or the notice (its beginning). See :func:`quick.may_contain`."""
+        return self._case_traps or contains_any(self.text_lower, needles)
+
+    @lazy
+    def _case_traps(self) -> bool:
+        return has_case_traps(self.text)
+
+    @lazy
     def notice(self) -> str:
         """:attr:`text` up to the start of an inline copy of the original message."""
-        return split_original(self.text)[0]
+        return self._split[0]
 
-    @cached_property
+    @lazy
     def inline_original(self) -> str:
         """The inline copy of the original message after a marker line, if any."""
-        return split_original(self.text)[1]
+        return self._split[1]
+
+    @lazy
+    def _split(self) -> tuple[str, str]:
+        return split_original(self.text, self.text_lower)
 
     def original_headers(self) -> Headers:
         """Headers of the returned message: the attached part, else the inline copy."""
@@ -170,11 +206,12 @@ class Mail:
         return Headers([])
 
 
-def split_original(text: str) -> tuple[str, str]:
-    """Split a notice at the first known marker of an inline original message."""
-    lower = text.lower()
+def split_original(text: str, lower: str = "") -> tuple[str, str]:
+    """Split a notice at the first known marker of an inline original message. ``lower`` is
+    ``text.lower()`` when the caller has it already."""
+    lower = lower or text.lower()
     best = -1
-    for marker in _MARKERS:
+    for marker in _MARKERS if "---" in lower else _UNDASHED:
         pos = lower.find(marker)
         if pos >= 0 and (best < 0 or pos < best):
             best = pos
@@ -187,7 +224,7 @@ def split_original(text: str) -> tuple[str, str]:
 
 def _header_lines(text: str) -> str:
     """The first block of header-looking lines in ``text`` (leading blank lines skipped)."""
-    lines = text.lstrip("\n").split("\n")
+    lines = text.lstrip("\n").split("\n", 400)  # only the first 400 lines are read
     out: list[str] = []
     for line in lines[:400]:
         if not line.strip():

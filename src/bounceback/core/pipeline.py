@@ -32,6 +32,9 @@ _OWN_HEADER_PREFIXES = (
     "x-pm-",
     "feedback-id",
 )
+_OWN_HEADER_INITIALS = frozenset(
+    initial for prefix in _OWN_HEADER_PREFIXES for initial in (prefix[0], prefix[0].upper())
+)
 _RETURN_PATH_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To")
 
 
@@ -163,7 +166,8 @@ def _original(mail: Mail) -> Original:
     own = tuple(
         (name, value)
         for name, value in headers.items()
-        if name.lower().startswith(_OWN_HEADER_PREFIXES)
+        # The first letter rules out most names before the full test.
+        if name[:1] in _OWN_HEADER_INITIALS and name.lower().startswith(_OWN_HEADER_PREFIXES)
     )[:50]
     return Original(
         message_id=headers.get("Message-ID").strip(),

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from bounceback.core.classify.prefilter import Prefilter
 from bounceback.core.classify.rules import ProviderRule, StatusRule
 from bounceback.core.classify.rules.phrases import PHRASE_RULES
 from bounceback.core.classify.rules.providers import PROVIDER_RULES
@@ -33,14 +34,18 @@ from bounceback.core.classify.rules.status import STATUS_RULES
 from bounceback.core.report import Decision, Facts
 from bounceback.core.taxonomy import Action, Reason
 
-_SPACES = re.compile(r"\s+")
 _COMPILED_PHRASES = tuple((rule, rule.compiled()) for rule in PHRASE_RULES)
+# Finds, with one scan, the phrase rules that can match a text at all (see prefilter.py).
+_PHRASE_FILTER = Prefilter(rule.pattern for rule in PHRASE_RULES)
 _PHRASE_IDS = frozenset(rule.id for rule in PHRASE_RULES)
 _WEAK_IDS = frozenset(rule.id for rule in PHRASE_RULES if rule.weak)
+_SENDER_DMARC = tuple(pattern for rule, pattern in _COMPILED_PHRASES if rule.sender_dmarc)
 _COMPILED_PROVIDERS = tuple(
     (rule, re.compile(rule.host), re.compile(rule.pattern) if rule.pattern else None)
     for rule in PROVIDER_RULES
 )
+# The same for provider rules and the remote host: most hosts are no listed provider's.
+_PROVIDER_FILTER = Prefilter(rule.host for rule in PROVIDER_RULES)
 _STATUS_EXACT: dict[str, StatusRule] = {r.code: r for r in STATUS_RULES if r.code[0] != "*"}
 _STATUS_FAMILY: dict[str, StatusRule] = {r.code[1:]: r for r in STATUS_RULES if r.code[0] == "*"}
 _SUCCESS = frozenset({Action.DELIVERED, Action.RELAYED, Action.EXPANDED})
@@ -79,16 +84,26 @@ def explain_order() -> tuple[str, ...]:
 
 
 def normalize(text: str) -> str:
-    return _SPACES.sub(" ", text).strip().lower()
+    # The same as collapsing \s+ to one space and stripping, done the fast way.
+    return " ".join(text.split()).lower()
 
 
 def classify(facts: Facts, fallback_text: str = "") -> Decision:
     """Decide the reason of one recipient. ``fallback_text`` is read when the facts carry no
     diagnostic (a notice that quotes the server's answer only in its prose)."""
-    decision = _decide(facts, normalize(facts.diagnostic or fallback_text[:4096]))
+    text = normalize(facts.diagnostic or fallback_text[:4096])
+    decision = _decide(facts, text)
     adjusted = _CONTEXT.get((facts.smtp_command, decision.reason))
     if adjusted is not None and decision.rule_id in _PHRASE_IDS:
         return Decision(adjusted[1], adjusted[0], decision.matched)
+    # Whatever step decided (a 5.7.26 status, a provider rule), the response may say that it is
+    # the sender's own DMARC policy that failed: a sender-side problem.
+    if (
+        decision.reason is Reason.AUTH_FAILURE
+        and not decision.sender_dmarc
+        and any(pattern.search(text) for pattern in _SENDER_DMARC)
+    ):
+        return Decision(decision.reason, decision.rule_id, decision.matched, True)
     return decision
 
 
@@ -119,7 +134,8 @@ def _decide(facts: Facts, text: str) -> Decision:
 
 def _provider(host: str, facts: Facts, text: str) -> Decision | None:
     status = facts.status
-    for rule, host_re, pattern in _COMPILED_PROVIDERS:
+    for index in _PROVIDER_FILTER.candidates(host):  # in table order
+        rule, host_re, pattern = _COMPILED_PROVIDERS[index]
         if not host_re.search(host):
             continue
         if (rule.status and rule.status != status) or (
@@ -142,7 +158,10 @@ def _decided(rule: ProviderRule, matched: str) -> Decision:
 def _phrase(text: str) -> Decision | None:
     if not text:
         return None
-    for rule, pattern in _COMPILED_PHRASES:
+    # Table order is kept: the candidates come back in it, and each is tried with its own
+    # pattern, so the first rule that matches wins exactly as if every rule were tried.
+    for index in _PHRASE_FILTER.candidates(text):
+        rule, pattern = _COMPILED_PHRASES[index]
         match = pattern.search(text)
         if match:
             return Decision(rule.reason, rule.id, match.group(0), sender_dmarc=rule.sender_dmarc)

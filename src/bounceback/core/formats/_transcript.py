@@ -37,6 +37,7 @@ _HOST_VERDICT = re.compile(
 _STATUS_LINE = re.compile(r"^[245]\d\d[ \t]+[245]\.\d{1,3}\.\d{1,3}\b.*$")
 _REPLY_PREFIX = re.compile(r"^(?P<code>[245]\d\d)(?P<sep>[ -]?)(?:[245]\.\d{1,3}\.\d{1,3}[ \t]*)?")
 _ADDRESS = re.compile(r"<[^<>\s]*@[^<>\s]*>|[^\s<>]+@[^\s<>]+")
+_RULE = re.compile(r"^\s*-----", re.M)
 _COMMANDS = {
     "RCPT": "RCPT",
     "MAIL": "MAIL",
@@ -145,7 +146,7 @@ def section(text: str) -> str:
     if start < 0:
         return ""
     body = text[start + 1 :]
-    end = re.search(r"^\s*-----", body, re.M)
+    end = _RULE.search(body)
     return body[: end.start()] if end else body
 
 

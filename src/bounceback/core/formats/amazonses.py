@@ -20,6 +20,7 @@ from typing import Any
 
 from bounceback.core.formats._common import facts, squash
 from bounceback.core.message import Mail
+from bounceback.core.quick import may_contain
 from bounceback.core.report import Facts
 from bounceback.core.standards import command, reply, rfc3464, status
 from bounceback.core.standards.rfc3464 import typed_value
@@ -57,6 +58,9 @@ def detect(mail: Mail) -> list[Facts] | None:
 
 # --- SES's own delivery status notifications ----------------------------------------------
 def _from_dsn(mail: Mail) -> list[Facts] | None:
+    # Most reports are not SES's: a plain search before the case-insensitive pattern.
+    if not may_contain(mail.sender, ("amazonses.com",), mail.sender_lower):
+        return None
     if not _SES_SENDER.search(mail.sender):
         return None
     found = rfc3464.detect(mail)
@@ -97,7 +101,7 @@ def _replace(found: Facts, diagnostic: str, answer: str) -> Facts:
 
 # --- JSON notifications --------------------------------------------------------------------
 def _looks_like_notification(mail: Mail) -> bool:
-    if "x-amz-sns-message-id" in mail.headers or "sns.amazonaws.com" in mail.sender.lower():
+    if "x-amz-sns-message-id" in mail.headers or "sns.amazonaws.com" in mail.sender_lower:
         return True
     head = mail.text.lstrip()[:4096]
     return head.startswith("{") and ('"notificationType"' in head or '"eventType"' in head)

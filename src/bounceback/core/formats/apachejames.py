@@ -30,6 +30,8 @@ _RCPT = re.compile(r"^\s*rcpt to:\s*(.+)$", re.I | re.M)
 
 
 def detect(mail: Mail) -> list[Facts] | None:
+    if not mail.mentions("error message below:"):
+        return None
     text = mail.notice
     below = _BELOW.search(text)
     if below is None:

@@ -18,13 +18,14 @@ from bounceback.core.report import Facts
 
 NAME = "biglobe"
 
+_SENDER = re.compile(r"[@.]biglobe\.ne\.jp\b", re.I)
 _RECIPIENTS = "----- The following addresses had delivery problems -----"
 _INFORMATION = "----- Non-delivered information -----"
 _SECTION_END = re.compile(r"\n\s*\n|\n\s*-{5}")
 
 
 def detect(mail: Mail) -> list[Facts] | None:
-    if not re.search(r"[@.]biglobe\.ne\.jp\b", mail.sender, re.I):
+    if not _SENDER.search(mail.sender):
         return None
     notice = mail.notice
     listed = _SECTION_END.split(between(notice, _RECIPIENTS, _INFORMATION).strip("\n"))[0]

@@ -24,6 +24,7 @@ import re
 from bounceback.core.formats import _mta
 from bounceback.core.formats._common import facts
 from bounceback.core.message import Mail
+from bounceback.core.quick import may_contain
 from bounceback.core.report import Facts
 from bounceback.core.standards import command
 from bounceback.core.taxonomy import Action
@@ -37,11 +38,29 @@ _PARAGRAPH = re.compile(r"^<([^<>\s]+@[^<>\s]+)>:[ \t]*$", re.M)
 _HOST = re.compile(r"^\s+([A-Za-z0-9][\w.-]*\.[A-Za-z]{2,}) \[[^\]]+\]:\s*$", re.M)
 
 
+# The patterns' words, for a plain search before the case-insensitive patterns (most messages
+# are neither).
+_SUBJECT_WORDS = ("mail delivery status", "delayed mail", "delivery failure")
+_SENDER_WORDS = ("postmaster", "mailer-daemon", "courier-mta")
+
+
+def _about_delivery(mail: Mail) -> bool:
+    if not may_contain(mail.subject, _SUBJECT_WORDS, mail.subject_lower):
+        return False
+    return _SUBJECT.search(mail.subject) is not None
+
+
+def _from_daemon(mail: Mail) -> bool:
+    if not may_contain(mail.sender, _SENDER_WORDS, mail.sender_lower):
+        return False
+    return _SENDER.search(mail.sender) is not None
+
+
 def detect(mail: Mail) -> list[Facts] | None:
-    if not (_SUBJECT.search(mail.subject) or _SENDER.search(mail.sender)):
+    if not (_about_delivery(mail) or _from_daemon(mail)):
         return None
     text = mail.text
-    if not _SIGNATURE.search(text[:2000]):
+    if not mail.mentions("courier mail server") or not _SIGNATURE.search(text[:2000]):
         return None
     report = _mta.dsn_facts(mail)
     if report:

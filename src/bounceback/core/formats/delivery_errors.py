@@ -29,6 +29,8 @@ _WARNING = re.compile(r"^warning\b", re.I)
 
 
 def detect(mail: Mail) -> list[Facts] | None:
+    if not mail.mentions("had delivery errors"):
+        return None
     notice = mail.notice
     start = _START.search(notice)
     if start is None:

@@ -45,12 +45,12 @@ _HOST = re.compile(r"^(\S+) \[[^\]]*\] did not like our", re.I | re.M)
 
 
 def detect(mail: Mail) -> list[Facts] | None:
-    if "mailer-daemon" not in mail.sender.lower() and "mail delivery failed" not in (
-        mail.subject.lower()
+    if "mailer-daemon" not in mail.sender_lower and "mail delivery failed" not in (
+        mail.subject_lower
     ):
         return None
     text = mail.text
-    if not _SIGNATURE.search(text[:1000]):
+    if not mail.mentions("dragonfly mail agent") or not _SIGNATURE.search(text[:1000]):
         return None
     match = _RECIPIENT.search(text)
     if match is None:

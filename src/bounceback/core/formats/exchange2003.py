@@ -23,6 +23,7 @@ import re
 from bounceback.core import address as addr
 from bounceback.core.formats._common import facts
 from bounceback.core.message import Mail
+from bounceback.core.quick import may_contain
 from bounceback.core.report import Facts
 
 NAME = "exchange2003"
@@ -50,6 +51,9 @@ _REMOTE = re.compile(
 def _is_exchange(mail: Mail) -> bool:
     if "X-MS-Embedded-Report" in mail.headers or _MAILER.search(mail.header("X-Mailer")):
         return True
+    # Every pattern's alternative names "internet mail service (" or "exchange".
+    if not may_contain(mail.received, ("internet mail service (", "exchange")):
+        return False
     return any(_MAILER.search(value) for value in mail.headers.get_all("Received"))
 
 

@@ -44,7 +44,7 @@ _ADDRESS_LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>@]+?)>?\s*$")
 
 def detect(mail: Mail) -> list[Facts] | None:
     text = mail.text
-    lower = text.lower()
+    lower = mail.text_lower
     start = lower.find(_ADMIN)
     if start < 0 or "delivery has failed to these recipients" not in lower:
         return None

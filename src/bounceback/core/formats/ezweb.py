@@ -41,6 +41,8 @@ _RECIPIENT = re.compile(r"^\s*recipient:\s*<?([^\s<>]+@[^\s<>]+)>?\s*$", re.I | 
 _LONE_ADDRESS = re.compile(r"^\s*<([^\s<>]+@[^\s<>]+)>\s*$", re.M)
 _SENT = re.compile(r"^\s*>>>\s*(\S+)", re.M)
 _ANSWER = re.compile(r"^\s*<<<\s*(.+)$", re.M)
+_LINE_BREAK = re.compile(r"(?<=\S)[ \t]*\n[ \t]*(?=\S)")
+_PARAGRAPH_END = re.compile(r"\n\s*\n| -{5,}")
 
 
 def detect(mail: Mail) -> list[Facts] | None:
@@ -64,10 +66,10 @@ def detect(mail: Mail) -> list[Facts] | None:
 
 
 def _is_ezweb(mail: Mail) -> bool:
-    if "ezweb.ne.jp" not in mail.sender.lower():
+    if "ezweb.ne.jp" not in mail.sender_lower:
         return False
     received = " ".join(mail.headers.get_all("Received")).lower()
-    return "ezweb" in received or mail.subject.lower().startswith("mail system error")
+    return "ezweb" in received or mail.subject_lower.startswith("mail system error")
 
 
 def _transcripts(notice: str) -> list[Facts]:
@@ -112,11 +114,11 @@ def _listed(mail: Mail, notice: str) -> list[Facts]:
 
 def _sentence(notice: str, start: str) -> str:
     """The notice's own words from ``start`` to the end of that paragraph."""
-    flat = re.sub(r"(?<=\S)[ \t]*\n[ \t]*(?=\S)", " ", notice)  # unfold lines, keep blank lines
+    flat = _LINE_BREAK.sub(" ", notice)  # unfold lines, keep blank lines
     i = flat.lower().find(start)
     if i < 0:
         return ""
-    paragraph = re.split(r"\n\s*\n| -{5,}", flat[i:], maxsplit=1)[0]
+    paragraph = _PARAGRAPH_END.split(flat[i:], maxsplit=1)[0]
     return squash(paragraph)
 
 

@@ -37,7 +37,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     part = mail.delivery_status
     if part is None:
         return None
-    if "facebook.com" not in mail.sender.lower() and "postmaster.facebook.com" not in part.text:
+    if "facebook.com" not in mail.sender_lower and "postmaster.facebook.com" not in part.text:
         return None
     found = rfc3464.detect(mail)
     if not found:

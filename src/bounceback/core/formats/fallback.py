@@ -54,7 +54,7 @@ def detect(mail: Mail) -> list[Facts] | None:
             if not _SERVER_ANSWER.search(context):
                 continue
             seen.add(key)
-            diagnostic = re.sub(r"\s+", " ", context).strip()
+            diagnostic = " ".join(context.split())  # whitespace collapsed to single spaces
             facts.append(
                 Facts(
                     address=address,

@@ -36,6 +36,8 @@ _REPORTS = frozenset({"message/delivery-status", "message/global-delivery-status
 
 
 def detect(mail: Mail) -> list[Facts] | None:
+    if not mail.mentions("the following addresses had "):
+        return None
     notice = mail.notice
     heading = _HEADING.search(notice)
     if heading is None or addr.find_addresses(notice[heading.end() :], limit=1):

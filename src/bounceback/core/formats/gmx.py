@@ -55,11 +55,10 @@ _COMMANDS = {
 
 
 def detect(mail: Mail) -> list[Facts] | None:
-    if "mailer-daemon" not in mail.sender.lower():
+    if "mailer-daemon" not in mail.sender_lower:
         return None
     text = mail.text
-    lower = text.lower()
-    end = lower.find(_MARKER)
+    end = mail.text_lower.find(_MARKER)
     if end < 0:
         return None
     start = _START.search(text, 0, end)

@@ -25,6 +25,7 @@ NAME = "googlegroups"
 
 _SENDER = re.compile(r"mailer-daemon@(?:googlemail|google)\.com", re.I)
 _SIGNATURE = "groups.google.com"
+_BLANK_LINE = re.compile(r"\n\s*\n")
 
 
 def detect(mail: Mail) -> list[Facts] | None:
@@ -52,7 +53,7 @@ def _sentence(text: str, address: str) -> str:
     whichever brackets the language uses)."""
     local = re.escape(address.split("@", 1)[0])
     named = re.compile(r"(?<![\w.@-])" + local + r"(?![\w.@-])", re.I)
-    for paragraph in re.split(r"\n\s*\n", text):
+    for paragraph in _BLANK_LINE.split(text):
         if named.search(paragraph):
             return paragraph
     return text.strip().split("\n\n")[0]

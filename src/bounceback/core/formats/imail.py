@@ -37,6 +37,8 @@ _RESPONSE = re.compile(
 )
 # IMail's own causes that name a reason the notice's words alone would not give.
 _RETRIES = re.compile(r"^delivery failed \d+ attempts$", re.I)
+_CONTINUED = re.compile(r"^([245]\d\d)-")
+_CODE_PREFIX = re.compile(r"^[245]\d\d[ -]")
 
 
 def detect(mail: Mail) -> list[Facts] | None:
@@ -73,6 +75,6 @@ def _join_reply(text: str) -> str:
     lines = [line.strip() for line in text.strip().split("\n") if line.strip()]
     if not lines:
         return ""
-    head = re.sub(r"^([245]\d\d)-", r"\1 ", lines[0])
-    rest = [re.sub(r"^[245]\d\d[ -]", "", line) for line in lines[1:]]
+    head = _CONTINUED.sub(r"\1 ", lines[0])
+    rest = [_CODE_PREFIX.sub("", line) for line in lines[1:]]
     return " ".join([head, *rest])

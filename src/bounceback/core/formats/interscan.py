@@ -36,7 +36,10 @@ def detect(mail: Mail) -> list[Facts] | None:
     if not (
         _SIGNATURE.search(mail.sender)
         or _SIGNATURE.search(mail.content_type)
-        or "interscan messaging security suite" in mail.notice.lower()
+        or (
+            "interscan messaging security suite" in mail.text_lower
+            and "interscan messaging security suite" in mail.notice.lower()
+        )
     ):
         return None
     notice = mail.notice

@@ -24,7 +24,7 @@ def detect(mail: Mail) -> list[Facts] | None:
         return None
     headers = mail.original_headers()
     recipient = headers.get("X-HmXmrOriginalRecipient")
-    if not recipient and "@hotmail.com" not in mail.sender.lower():
+    if not recipient and "@hotmail.com" not in mail.sender_lower:
         return None
     addresses = addr.find_addresses(recipient or headers.get("To"), limit=50) or [""]
     return [

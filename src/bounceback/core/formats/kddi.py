@@ -20,6 +20,7 @@ NAME = "kddi"
 
 _KDDI = re.compile(r"(?:dion\.ne\.jp|auone-net\.jp)\b", re.I)
 _FAILED = re.compile(r"could not be delivered to:\s*<?([^\s<>]+@[^\s<>]+)>?[ \t]*$", re.I | re.M)
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
 def detect(mail: Mail) -> list[Facts] | None:
@@ -36,4 +37,4 @@ def detect(mail: Mail) -> list[Facts] | None:
 
 def _paragraph(text: str) -> str:
     """The lines that follow, up to the next blank line: KDDI's reason."""
-    return re.split(r"\n[ \t]*\n", text.lstrip(" \t\n"), maxsplit=1)[0]
+    return _BLANK_LINE.split(text.lstrip(" \t\n"), maxsplit=1)[0]

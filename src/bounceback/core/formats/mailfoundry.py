@@ -27,7 +27,7 @@ _SERVER = re.compile(r"^server\s+(?P<host>[^\s\[]+)(?:\[[^\]]*\])?\s+failed with
 
 
 def detect(mail: Mail) -> list[Facts] | None:
-    if mail.subject.lower() != "message delivery has failed":
+    if mail.subject_lower != "message delivery has failed":
         return None
     out: list[Facts] = []
     for match in _BLOCK.finditer(mail.notice):

@@ -31,6 +31,8 @@ _REMOTE = re.compile(r"^remote-mta:\s*<?([^<>\s]+)>?", re.I | re.M)
 
 
 def detect(mail: Mail) -> list[Facts] | None:
+    if not mail.mentions("could not be delivered because of"):
+        return None
     text = mail.text
     cause = _CAUSE.search(text)
     if cause is None:

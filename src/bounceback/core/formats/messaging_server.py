@@ -48,13 +48,16 @@ _STEPS: tuple[tuple[str, str], ...] = (
 
 def detect(mail: Mail) -> list[Facts] | None:
     text = mail.text
-    if _SIGNATURE not in text[:5000].lower() or "recipient address:" not in text.lower():
+    lower = mail.text_lower
+    if _SIGNATURE not in lower or "recipient address:" not in lower:
+        return None
+    if _SIGNATURE not in text[:5000].lower():  # where the notice begins
         return None
     blocks = _blocks(text)
     if not blocks:
         return None
     reported = _reported(mail)
-    delayed = "delayed" in mail.subject.lower()
+    delayed = "delayed" in mail.subject_lower
     out: list[Facts] = []
     for block in blocks:
         address = addr.clean(block.get("recipient address", ""))

@@ -27,6 +27,8 @@ _END = re.compile(r"^-{3,}\s*returned message\s*-{3,}\s*$", re.I | re.M)
 
 
 def detect(mail: Mail) -> list[Facts] | None:
+    if not mail.mentions("failure reasons"):
+        return None
     text = mail.text
     start = _START.search(text)
     if start is None:

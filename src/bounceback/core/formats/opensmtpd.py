@@ -44,12 +44,12 @@ _LINE = re.compile(r"^(\S+@\S+?):\s+(.*)$")
 
 def detect(mail: Mail) -> list[Facts] | None:
     if not (
-        mail.subject.lower().startswith("delivery status notification")
-        or "mailer-daemon" in mail.sender.lower()
+        mail.subject_lower.startswith("delivery status notification")
+        or "mailer-daemon" in mail.sender_lower
     ):
         return None
     text = mail.text
-    if not _SIGNATURE.search(text[:2000]):
+    if not mail.mentions("please do not reply") or not _SIGNATURE.search(text[:2000]):
         return None
     start = _START.search(text)
     if start is None:

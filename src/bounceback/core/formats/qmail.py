@@ -24,6 +24,7 @@ import re
 from bounceback.core.formats._common import facts, squash
 from bounceback.core.formats._mta import unfold
 from bounceback.core.message import Mail
+from bounceback.core.quick import may_contain
 from bounceback.core.report import Facts
 from bounceback.core.standards import reply
 from bounceback.core.standards import status as st
@@ -43,27 +44,46 @@ _COPY = re.compile(r"^--- (?:below this line|enclosed is) ", re.I)
 _GAVE_UP = re.compile(
     r"i'm not going to try again; this\s+message has been in the queue too long\.?", re.I
 )
-# qmail-remote's sentence before the server's answer -> the SMTP command it answered.
+# qmail-remote's sentence before the server's answer -> the SMTP command it answered. Each
+# pattern comes with words every match contains: the pattern runs only when they are there.
 _COMMANDS = (
-    (re.compile(r"connected to \S+ but sender was rejected", re.I), "MAIL"),
-    (re.compile(r"connected to \S+ but my name was rejected", re.I), "HELO"),
-    (re.compile(r"connected to \S+ but greeting failed", re.I), "CONN"),
-    (re.compile(r"\S+ does not like recipient", re.I), "RCPT"),
-    (re.compile(r"\S+ failed on DATA command", re.I), "DATA"),
-    (re.compile(r"\S+ failed after I sent the message", re.I), "DATA"),
-    (re.compile(r"most progress was (RCPT TO|MAIL FROM|DATA|HELO|EHLO)", re.I), ""),
-    (re.compile(r"wasn't able to establish an SMTP connection", re.I), "CONN"),
+    (
+        "but sender was rejected",
+        re.compile(r"connected to \S+ but sender was rejected", re.I),
+        "MAIL",
+    ),
+    (
+        "but my name was rejected",
+        re.compile(r"connected to \S+ but my name was rejected", re.I),
+        "HELO",
+    ),
+    ("but greeting failed", re.compile(r"connected to \S+ but greeting failed", re.I), "CONN"),
+    (" does not like recipient", re.compile(r"\S+ does not like recipient", re.I), "RCPT"),
+    (" failed on data command", re.compile(r"\S+ failed on DATA command", re.I), "DATA"),
+    (" failed after i sent", re.compile(r"\S+ failed after I sent the message", re.I), "DATA"),
+    (
+        "most progress was ",
+        re.compile(r"most progress was (RCPT TO|MAIL FROM|DATA|HELO|EHLO)", re.I),
+        "",
+    ),
+    (
+        "wasn't able to establish",
+        re.compile(r"wasn't able to establish an SMTP connection", re.I),
+        "CONN",
+    ),
 )
 _PROGRESS = {"rcpt to": "RCPT", "mail from": "MAIL", "data": "DATA", "helo": "HELO", "ehlo": "HELO"}
 
 
 def detect(mail: Mail) -> list[Facts] | None:
-    received = " ".join(mail.headers.get_all("Received")).lower()
     if not (
-        "mailer-daemon" in mail.sender.lower()
-        or "failure notice" in mail.subject.lower()
-        or "qmail" in received
+        "mailer-daemon" in mail.sender_lower
+        or "failure notice" in mail.subject_lower
+        or "qmail" in mail.received.lower()
     ):
+        return None
+    # Most daemon notices are not qmail's: a plain search for the signature's words first.
+    if not mail.mentions("qmail-send program", "wasn't able to deliver", "the bounce bounced"):
         return None
     text = mail.text
     if not _SIGNATURE.search(text[:3000]):
@@ -92,8 +112,8 @@ def _paragraphs(text: str) -> list[tuple[str, list[str]]]:
 
 def _fact(address: str, lines: list[str]) -> Facts:
     text = squash(" ".join(lines))
-    gave_up = bool(_GAVE_UP.search(text))
-    diagnostic = unfold(squash(_GAVE_UP.sub(" ", text)))
+    gave_up = may_contain(text, ("i'm not going to try again",)) and bool(_GAVE_UP.search(text))
+    diagnostic = unfold(squash(_GAVE_UP.sub(" ", text)) if gave_up else text)
     hint: Reason | None = None
     rule = ""
     if gave_up and not (st.find_status(diagnostic) or reply.find_reply_code(diagnostic)):
@@ -105,8 +125,9 @@ def _fact(address: str, lines: list[str]) -> Facts:
 
 
 def _command(text: str) -> str:
-    for pattern, name in _COMMANDS:
-        match = pattern.search(text)
+    lower = text.lower()
+    for needle, pattern, name in _COMMANDS:
+        match = pattern.search(text) if may_contain(text, (needle,), lower) else None
         if match:
             return name or _PROGRESS.get(match.group(1).lower(), "")
     return ""

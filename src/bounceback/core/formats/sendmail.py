@@ -41,12 +41,15 @@ _FATAL = re.compile(
 )
 _INLINE_DSN = re.compile(r"^content-type:[ \t]*message/delivery-status[^\n]*\n", re.I | re.M)
 _EXIT_STATUS = re.compile(r"^\d{1,3}$")
+_BOUNDARY_LINE = re.compile(r"^--\S", re.M)
+_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
 def detect(mail: Mail) -> list[Facts] | None:
     notice = mail.notice
-    lower = notice.lower()
-    if _transcript.MARKER not in lower and not _FATAL.search(notice):
+    # The cached lower-cased text first: what is not in the whole text is not in the notice.
+    marked = _transcript.MARKER in mail.text_lower and _transcript.MARKER in notice.lower()
+    if not marked and not _has_fatal_list(mail):
         return None
     blocks = _dsn_blocks(mail)
     if blocks is None:
@@ -64,6 +67,13 @@ def detect(mail: Mail) -> list[Facts] | None:
     return out
 
 
+def _has_fatal_list(mail: Mail) -> bool:
+    # The regular expression runs only where its words are (a plain search is far cheaper).
+    if not mail.mentions("had permanent fatal errors", "had transient non-fatal errors"):
+        return False
+    return _FATAL.search(mail.notice) is not None
+
+
 def _dsn_blocks(mail: Mail) -> tuple[rfc3464.Block, list[rfc3464.Block]] | None:
     part = mail.delivery_status
     if part is not None:
@@ -73,7 +83,7 @@ def _dsn_blocks(mail: Mail) -> tuple[rfc3464.Block, list[rfc3464.Block]] | None:
         if match is None:
             return None
         rest = mail.text[match.end() :]
-        end = re.search(r"^--\S", rest, re.M)
+        end = _BOUNDARY_LINE.search(rest)
         text = rest[: end.start()] if end else rest
     per_message, recipients = rfc3464.parse_fields(text)
     return (per_message, recipients) if recipients else None
@@ -170,4 +180,4 @@ def _server_status(own: str, diagnostic: str) -> str:
 
 
 def _has_words(text: str) -> bool:
-    return bool(re.search(r"[A-Za-z]{2,}", text))
+    return _WORD.search(text) is not None

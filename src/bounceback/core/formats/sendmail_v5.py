@@ -37,6 +37,7 @@ _SUBJECT = re.compile(r"^returned mail:", re.I)
 # (later versions: "Could not send message for past 5 days").
 _TIMED_OUT = re.compile(r"(?:cannot|could not) send message for (?:past )?\d+ (?:day|hour)", re.I)
 _CODE = re.compile(r"^[245]\d\d\b")
+_INLINE_DSN = re.compile(r"^content-type:\s*message/delivery-status", re.I | re.M)
 
 
 def detect(mail: Mail) -> list[Facts] | None:
@@ -45,7 +46,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     notice = mail.notice
     if _transcript.MARKER not in notice.lower():
         return None
-    if re.search(r"^content-type:\s*message/delivery-status", mail.text, re.I | re.M):
+    if _INLINE_DSN.search(mail.text):
         return None  # a Sendmail 8 report without MIME headers
     transcript = _transcript.parse(_transcript.section(notice))
     timed_out = bool(_TIMED_OUT.search(mail.subject))

@@ -24,6 +24,8 @@ _FAILED = re.compile(r"^\s*(\S+@\S+?)\s+\.\.\.\s*(.*)$")
 
 def detect(mail: Mail) -> list[Facts] | None:
     text = mail.text
+    if "|-" not in text:  # every ruled line begins so
+        return None
     sections = _sections(text)
     failed = sections.get("failed addresses")
     if failed is None:

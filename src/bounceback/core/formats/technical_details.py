@@ -50,7 +50,8 @@ _DETAIL = re.compile(
 
 def detect(mail: Mail) -> list[Facts] | None:
     notice = mail.notice
-    if _SIGNATURE not in notice[:2000].lower():
+    # The cached lower-cased text first: what is not in the whole text is not at its start.
+    if _SIGNATURE not in mail.text_lower or _SIGNATURE not in notice[:2000].lower():
         return None
     listing = _LIST.search(notice)
     if listing is None:

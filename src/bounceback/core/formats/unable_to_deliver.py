@@ -36,6 +36,8 @@ _RECIPIENT = re.compile(r"^<([^<>\s]+@[^<>\s]+)>:\s*$", re.M)
 
 
 def detect(mail: Mail) -> list[Facts] | None:
+    if not mail.mentions("unable to deliver message to the following address(es)."):
+        return None
     notice = mail.notice
     start = _START.search(notice)
     if start is None:

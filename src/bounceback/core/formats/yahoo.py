@@ -49,7 +49,7 @@ _FIXED: tuple[tuple[str, str, Reason], ...] = (
 
 
 def detect(mail: Mail) -> list[Facts] | None:
-    if "mailer-daemon" not in mail.sender.lower() and "failure notice" not in mail.subject.lower():
+    if "mailer-daemon" not in mail.sender_lower and "failure notice" not in mail.subject_lower:
         return None
     text = mail.notice
     start = text.lower().find(_START)

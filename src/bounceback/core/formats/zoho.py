@@ -23,6 +23,7 @@ NAME = "zoho"
 
 _RECIPIENT = re.compile(r"^(\S+@\S+)\s+(.*?ERROR_CODE\s*:.*?)(?:\n\s*\n|\Z)", re.M | re.S)
 _PIECE = re.compile(r"ERROR_CODE\s*:\s*(.*?)(?=,\s*ERROR_CODE\s*:|\Z)", re.S)
+_CODE = re.compile(r"[245]\d\d")
 
 
 def _is_zoho(mail: Mail) -> bool:
@@ -44,6 +45,6 @@ def detect(mail: Mail) -> list[Facts] | None:
             continue
         pieces = [squash(p) for p in _PIECE.findall(match.group(2))]
         answer = " ".join(p for p in pieces if p) or squash(match.group(2))
-        reply = pieces[0] if pieces and re.fullmatch(r"[245]\d\d", pieces[0]) else ""
+        reply = pieces[0] if pieces and _CODE.fullmatch(pieces[0]) else ""
         found.append(facts(address, answer, reply_code=reply))
     return found or None

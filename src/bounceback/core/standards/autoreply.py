@@ -17,6 +17,7 @@ import re
 
 from bounceback.core import address as addr
 from bounceback.core.message import Mail
+from bounceback.core.quick import may_contain
 from bounceback.core.report import Facts
 from bounceback.core.taxonomy import Action, Reason
 
@@ -75,12 +76,21 @@ def rule_for(mail: Mail) -> tuple[str, str] | None:
     return None
 
 
+def _out_of_use(notice: str) -> re.Match[str] | None:
+    flat = " ".join(notice.split())[:4000]
+    # The pattern tries its bounded repeats at every position, which is slow on a long text: it
+    # runs only where its fixed words are.
+    if not may_contain(flat, ("is no longer ",)):
+        return None
+    return _OUT_OF_USE.search(flat)
+
+
 def detect(mail: Mail) -> list[Facts] | None:
     found = rule_for(mail)
     if found is None:
         return None
     rule_id, _ = found
-    out_of_use = _OUT_OF_USE.search(" ".join(mail.notice.split())[:4000])
+    out_of_use = _out_of_use(mail.notice)
     if out_of_use:
         sentence = out_of_use.group(0).strip()
         address = addr.find_address(sentence) or addr.find_address(mail.sender)

@@ -11,6 +11,7 @@ import re
 
 from bounceback.core import address as addr
 from bounceback.core.message import Mail
+from bounceback.core.quick import may_contain
 from bounceback.core.report import Facts, Problem
 from bounceback.core.standards import command, reply, status
 from bounceback.core.taxonomy import Action
@@ -32,6 +33,7 @@ _PER_MESSAGE = frozenset(
     }
 )
 
+_SPACES = re.compile(r"\s+")
 _ENVID = re.compile(r"^original-envelope-id[ \t]*:[ \t]*(.*)$", re.I | re.M)
 
 Block = dict[str, str]
@@ -126,8 +128,8 @@ def _unquote(text: str) -> str:
     """Some MTAs wrap the whole diagnostic in quotes or leave MIME-style folding artefacts."""
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1]
-    return re.sub(r"\s+", " ", text)
+        return _SPACES.sub(" ", text[1:-1])
+    return " ".join(text.split())  # the same as the substitution on a stripped text, faster
 
 
 def detect(mail: Mail) -> list[Facts] | None:
@@ -148,5 +150,9 @@ def envelope_id(mail: Mail) -> str:
     part = mail.delivery_status
     if part is None:
         return ""
-    match = _ENVID.search(part.text)
+    text = part.text
+    # Few reports carry one: a plain search for the field name before the pattern.
+    if not may_contain(text, ("original-envelope-id",)):
+        return ""
+    match = _ENVID.search(text)
     return match.group(1).strip() if match else ""

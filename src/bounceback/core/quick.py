@@ -1,0 +1,33 @@
+"""A cheap test to run before a case-insensitive regular expression: can it match at all?
+
+Such a pattern is slow to try at every position of a long text, and most texts do not contain
+the words it needs. Looking for those words (its needles) in the lower-cased text is fast, and
+decides exactly whether the pattern can match, with one catch handled here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# The only characters outside ASCII that re.IGNORECASE matches to an ASCII letter while
+# str.lower() does not turn them into that letter: "İ" lower-cases to two characters, "ı" and
+# "ſ" stay as they are. (The Kelvin sign lower-cases to "k" and needs no care.)
+_CASE_TRAPS = ("İ", "ı", "ſ")
+
+
+def may_contain(text: str, needles: Iterable[str], lower: str = "") -> bool:
+    """False only when no case-insensitive search for one of ``needles`` (lower-case ASCII)
+    can find it in ``text``. ``lower`` is ``text.lower()`` when the caller has it already."""
+    return has_case_traps(text) or contains_any(lower or text.lower(), needles)
+
+
+def has_case_traps(text: str) -> bool:
+    """Whether ``text`` holds a character that lower() does not fold as re.IGNORECASE does."""
+    return not text.isascii() and any(trap in text for trap in _CASE_TRAPS)
+
+
+def contains_any(lower: str, needles: Iterable[str]) -> bool:
+    for needle in needles:  # noqa: SIM110 (a plain loop: cheaper than any() over a generator)
+        if needle in lower:
+            return True
+    return False

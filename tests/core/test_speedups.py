@@ -1,0 +1,184 @@
+"""The speed-ups never change an answer.
+
+``classify.prefilter`` skips the phrase and provider rules that cannot match a text, and
+``quick.may_contain`` skips a case-insensitive pattern whose words are absent. Both must only ever
+skip what could not have matched: checked here on strings generated from the patterns themselves,
+on random word soups, and (for the case trap list) on every Unicode character. Patterns rewritten
+to be searched faster are checked against the plain form they replace.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import string
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bounceback.core import mime
+from bounceback.core.classify import engine
+from bounceback.core.classify.prefilter import needles
+from bounceback.core.classify.rules.phrases import PHRASE_RULES
+from bounceback.core.classify.rules.providers import PROVIDER_RULES
+from bounceback.core.formats import _common, _mta, postfix
+from bounceback.core.quick import _CASE_TRAPS, may_contain
+from bounceback.core.standards import status
+
+_RELAXED = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _plain_phrase(text: str) -> tuple[str, str] | None:
+    """The phrase table tried rule by rule, without the prefilter."""
+    for rule, pattern in engine._COMPILED_PHRASES:
+        match = pattern.search(text)
+        if match:
+            return rule.id, match.group(0)
+    return None
+
+
+def _filtered_phrase(text: str) -> tuple[str, str] | None:
+    found = engine._phrase(text)
+    return (found.rule_id, found.matched) if found else None
+
+
+def test_every_rule_has_needles() -> None:
+    # Not required for correctness (a rule without needles is always tried), but a rule that
+    # loses them makes every recipient slower: this says which one.
+    missing = [r.id for r in PHRASE_RULES if needles(r.pattern) is None]
+    missing += [r.id for r in PROVIDER_RULES if needles(r.host) is None]
+    assert missing == []
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_a_matching_text_always_keeps_its_rule(data: st.DataObject) -> None:
+    prefilter = engine._PHRASE_FILTER
+    for index, rule in enumerate(PHRASE_RULES):
+        text = data.draw(st.from_regex(rule.pattern), label=rule.id)
+        if re.search(rule.pattern, text):
+            assert index in prefilter.candidates(text), (rule.id, text)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_a_matching_host_always_keeps_its_rule(data: st.DataObject) -> None:
+    prefilter = engine._PROVIDER_FILTER
+    for index, rule in enumerate(PROVIDER_RULES):
+        host = data.draw(st.from_regex(rule.host), label=rule.id)
+        if re.search(rule.host, host):
+            assert index in prefilter.candidates(host), (rule.id, host)
+
+
+# Words of the rules' own needles and of real answers, so that random texts hit many rules.
+_WORDS = sorted(
+    {
+        word
+        for rule in PHRASE_RULES
+        for needle in needles(rule.pattern) or ()
+        for word in needle.split()
+    }
+    | {"550", "5.1.1", "<a@b.example>", "the", "mailbox", "is", "user", "unknown", "rejected", "ip"}
+)
+
+
+@_RELAXED
+@given(st.lists(st.sampled_from(_WORDS), max_size=40))
+def test_the_decision_is_the_plain_loops(words: list[str]) -> None:
+    text = " ".join(words)
+    assert _filtered_phrase(text) == _plain_phrase(text)
+
+
+@_RELAXED
+@given(
+    st.text(alphabet=st.sampled_from(sorted(set(string.ascii_lowercase + " -:'.5"))), max_size=200)
+)
+def test_the_decision_is_the_plain_loops_on_any_text(text: str) -> None:
+    assert _filtered_phrase(text) == _plain_phrase(text)
+
+
+def test_case_traps_are_all_the_characters_lower_misses() -> None:
+    letter = re.compile("[a-z]", re.I)
+    found = set()
+    for code in range(128, sys.maxunicode + 1):
+        char = chr(code)
+        if letter.fullmatch(char) and char.lower() not in string.ascii_lowercase:
+            found.add(char)
+    assert found == set(_CASE_TRAPS)
+
+
+_MIXED = st.text(
+    alphabet=st.sampled_from([*"aAbBiIkKsSnNoO -'", *_CASE_TRAPS, "\u212a", "é"]), max_size=30
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MIXED, st.sampled_from(["is no", "skin", "a' b", "kiss", "on-bi"]))
+def test_may_contain_is_true_whenever_the_ignorecase_search_finds(text: str, needle: str) -> None:
+    if re.search(re.escape(needle), text, re.I):
+        assert may_contain(text, (needle,))
+
+
+# --- patterns rewritten for speed, against the plain forms they replace ---------------------
+# (rewritten pattern, the plain form it replaces, an alphabet that exercises it, tricky cases)
+_PLAIN_FORMS = (
+    (
+        status._STATUS,
+        r"(?<![\w.])([245])\.([0-7])\.(\d{1,3})(?![\w]|\.\d)",
+        "5.0a \n",
+        ["a5.0.0", "192.5.0.2", "x 4.1.2.7", "(#5.7.1)"],
+    ),
+    (
+        _mta._FIRST_REPLY,
+        r"(?<![\w.])([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})\s)?",
+        "50 .-a",
+        ["a550 x", "1.550 x", "said: 550-5.1.1 x", "550 5.1.1"],
+    ),
+    (
+        postfix._PARAGRAPH,
+        r"^<([^<>\s]+@[^<>\s]+)>(?:\s*\(expanded\s+from\s+<[^<>]*>\))?:\s*",
+        "<>a@:\n ",
+        ["x <a@b>: y", "x\n<a@b>: y\n<c@d> (expanded from <e@f>): z", " <a@b>:"],
+    ),
+)
+
+
+def _same_search(fast: re.Pattern[str], plain: re.Pattern[str], text: str) -> None:
+    for start in range(len(text) + 1):
+        found, expected = fast.search(text, start), plain.search(text, start)
+        assert (found and (found.span(), found.groups())) == (
+            expected and (expected.span(), expected.groups())
+        ), (fast.pattern, text, start)
+
+
+@pytest.mark.parametrize(("fast", "plain", "alphabet", "cases"), _PLAIN_FORMS)
+def test_rewritten_patterns_find_what_the_plain_forms_find(
+    fast: re.Pattern[str], plain: str, alphabet: str, cases: list[str]
+) -> None:
+    # Every string of up to six characters over the alphabet, and the tricky cases.
+    compiled = re.compile(plain, fast.flags)
+    for text in cases:
+        _same_search(fast, compiled, text)
+    for length in range(7):
+        for chars in itertools.product(alphabet, repeat=length):
+            _same_search(fast, compiled, "".join(chars))
+
+
+def test_parameters_without_escapes_read_as_with_them() -> None:
+    for length in range(7):
+        for chars in itertools.product('a;= "\n', repeat=length):
+            text = "".join(chars)
+            assert mime._PARAM_NO_ESCAPES.findall(text) == mime._PARAM.findall(text), text
+
+
+_WHITESPACE = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from([*_WHITESPACE, "a", "B", "é"]), max_size=20))
+def test_split_and_join_collapses_whitespace_as_the_substitution_did(text: str) -> None:
+    collapsed = re.sub(r"\s+", " ", text).strip()
+    assert _common.squash(text) == collapsed
+    assert engine.normalize(text) == collapsed.lower()
