@@ -14,12 +14,14 @@ from __future__ import annotations
 import re
 
 # "550 5.1.1 <a@b>...", "550-5.7.1 ...", "said: 554 ...", "<<< 421 ...", "(552)".
+# The digit comes first and the look-behind after it, so the engine skips ahead to digits
+# instead of testing the look-behind at every position.
 _REPLY = re.compile(
-    r"(?:^|(?<=[\s:(\[\"'>;=#]))([245][0-5][0-9])(?=[ \-)\]]|$)",
+    r"[245](?:(?<=^[245])|(?<=[\s:(\[\"'>;=#][245]))[0-5][0-9](?=[ \-)\]]|$)",
     re.M,
 )
 # A reply code directly followed by an enhanced status code: the strongest signal.
-_REPLY_WITH_STATUS = re.compile(r"(?<!\d)([245][0-5][0-9])[ -]+\(?#?([245])\.[0-7]\.\d{1,3}")
+_REPLY_WITH_STATUS = re.compile(r"[245](?<!\d[245])[0-5][0-9](?=[ -]+\(?#?[245]\.[0-7]\.\d)")
 
 
 # The reply codes the RFCs define: RFC 5321 section 4.2.3, RFC 3207 (STARTTLS), RFC 4954 (AUTH),
@@ -36,6 +38,6 @@ def find_reply_code(text: str) -> str:
     """The SMTP reply code of the server's answer quoted in ``text``, or ``""``."""
     for pattern in (_REPLY_WITH_STATUS, _REPLY):
         for match in pattern.finditer(text):
-            if match.group(1) in REGISTERED:
-                return match.group(1)
+            if match.group(0) in REGISTERED:
+                return match.group(0)
     return ""
