@@ -6,6 +6,8 @@ bounceback serve                       the service: web UI and API, SMTP receive
 bounceback admin create-user ...       create a user (the first administrator) and its account
 bounceback admin create-api-key ...    create an API key for an account
 bounceback admin reparse               re-read every stored bounce with this parser version
+bounceback admin unmatched             stored messages that matched no delivery (forged ...)
+bounceback admin show-raw ID           print a stored message as received
 bounceback samples                     print the path of the bounces shipped with the package
 """
 
@@ -216,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--account", required=True, help="the account's name")
     ck.add_argument("--name", default="API key")
     adsub.add_parser("reparse", help="re-read every stored bounce with this parser version")
+    un = adsub.add_parser("unmatched", help="list stored messages that matched no delivery")
+    un.add_argument("--limit", type=int, default=50)
+    sr = adsub.add_parser("show-raw", help="print a stored message as received")
+    sr.add_argument("raw_id", type=int)
     ad.set_defaults(func=cmd_admin)
     s = sub.add_parser("samples", help="print the folder of sample bounces shipped with bounceback")
     s.set_defaults(func=cmd_samples)
