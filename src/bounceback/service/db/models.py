@@ -79,6 +79,7 @@ class NotSentReason(enum.StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     COMPLAINED = "complained"
     INVALID_ADDRESS = "invalid_address"
+    CANCELLED = "cancelled"  # the send was cancelled before this recipient was sent to
 
 
 class SuppressionReason(enum.StrEnum):
@@ -279,7 +280,8 @@ class UnbounceAudit(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     suppression_id: Mapped[int] = mapped_column(ForeignKey("suppressions.id"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # None: lifted automatically (a sender-side problem, not the contact's); the note says why.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -340,3 +342,105 @@ class OutboxMessage(Base):
     envelope_to: Mapped[str] = mapped_column(String(320))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- Connected inboxes, one-to-one email and sequences (issue 6) ----------------------------
+
+
+class MailboxSecurity(enum.StrEnum):
+    TLS = "tls"  # implicit TLS (IMAPS 993, SMTPS 465)
+    STARTTLS = "starttls"
+    NONE = "none"  # loopback and tests only
+
+
+class Mailbox(Base):
+    """A user's own mailbox: IMAP to read (bounces of their one-to-one email land there), SMTP
+    submission to send as themselves. Passwords are encrypted at rest (domain/secrets_box.py)."""
+
+    __tablename__ = "mailboxes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    address: Mapped[str] = mapped_column(String(320))  # the From of the user's email
+    imap_host: Mapped[str] = mapped_column(String(255))
+    imap_port: Mapped[int] = mapped_column(Integer)
+    imap_security: Mapped[MailboxSecurity] = mapped_column(_enum(MailboxSecurity))
+    imap_login: Mapped[str] = mapped_column(String(320))
+    imap_password: Mapped[str] = mapped_column(Text)  # encrypted
+    smtp_host: Mapped[str] = mapped_column(String(255))
+    smtp_port: Mapped[int] = mapped_column(Integer)
+    smtp_security: Mapped[MailboxSecurity] = mapped_column(_enum(MailboxSecurity))
+    smtp_login: Mapped[str] = mapped_column(String(320))
+    smtp_password: Mapped[str] = mapped_column(Text)  # encrypted
+    bounce_folder: Mapped[str] = mapped_column(String(200), default="")  # "" = flag only
+    # UIDVALIDITY/UID checkpoint of the INBOX: a restart neither reprocesses nor misses mail.
+    uidvalidity: Mapped[int | None] = mapped_column(Integer)
+    last_uid: Mapped[int] = mapped_column(Integer, default=0)
+    last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DirectMessage(Base):
+    """A one-to-one email (or a sequence step) a user sent to a contact from their mailbox."""
+
+    __tablename__ = "direct_messages"
+    __table_args__ = (Index("ix_direct_messages_mailbox_sent", "mailbox_id", "sent_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"))
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(998))
+    message_id: Mapped[str] = mapped_column(String(300), index=True)
+    in_reply_to: Mapped[str] = mapped_column(String(300), default="")  # threads sequence steps
+    status: Mapped[str] = mapped_column(String(20), default="sent")  # sent, bounced, failed
+    bounce_category: Mapped[str] = mapped_column(String(40), default="")
+    bounce_response: Mapped[str] = mapped_column(Text, default="")
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # "send again later"
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Sequence(Base):
+    __tablename__ = "sequences"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SequenceStep(Base):
+    __tablename__ = "sequence_steps"
+    __table_args__ = (UniqueConstraint("sequence_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # 1, 2, 3 ...
+    delay_seconds: Mapped[int] = mapped_column(Integer)  # after the previous step (or enrolment)
+    subject: Mapped[str] = mapped_column(String(998))
+    body: Mapped[str] = mapped_column(Text)
+
+
+class EnrollmentState(enum.StrEnum):
+    ACTIVE = "active"
+    FINISHED = "finished"
+    REPLIED = "replied"  # unenrolled: the contact replied
+    BOUNCED = "bounced"  # unenrolled: a step bounced
+    STOPPED = "stopped"  # unenrolled by a user
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (Index("ix_enrollments_due", "state", "next_step_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))  # sends from this user's mailbox
+    state: Mapped[EnrollmentState] = mapped_column(_enum(EnrollmentState),
+                                                   default=EnrollmentState.ACTIVE)
+    next_position: Mapped[int] = mapped_column(Integer, default=1)
+    next_step_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    thread_message_id: Mapped[str] = mapped_column(String(300), default="")  # step 1's Message-ID
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

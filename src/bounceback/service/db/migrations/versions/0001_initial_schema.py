@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 05:35:13.770300
+Create Date: 2026-11-30 06:14:43.341370
 """
 
 from __future__ import annotations
@@ -170,6 +170,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_raw_bounces_status"), ["status"], unique=False)
 
     op.create_table(
+        "sequences",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("sequences", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_sequences_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
@@ -192,6 +207,103 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_users_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
+        "enrollments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("sequence_id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "active",
+                "finished",
+                "replied",
+                "bounced",
+                "stopped",
+                name="enrollmentstate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("next_position", sa.Integer(), nullable=False),
+        sa.Column("next_step_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("thread_message_id", sa.String(length=300), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contacts.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["sequence_id"],
+            ["sequences.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("enrollments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_enrollments_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_enrollments_contact_id"), ["contact_id"], unique=False)
+        batch_op.create_index("ix_enrollments_due", ["state", "next_step_at"], unique=False)
+
+    op.create_table(
+        "mailboxes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("address", sa.String(length=320), nullable=False),
+        sa.Column("imap_host", sa.String(length=255), nullable=False),
+        sa.Column("imap_port", sa.Integer(), nullable=False),
+        sa.Column(
+            "imap_security",
+            sa.Enum(
+                "tls", "starttls", "none", name="mailboxsecurity", native_enum=False, length=32
+            ),
+            nullable=False,
+        ),
+        sa.Column("imap_login", sa.String(length=320), nullable=False),
+        sa.Column("imap_password", sa.Text(), nullable=False),
+        sa.Column("smtp_host", sa.String(length=255), nullable=False),
+        sa.Column("smtp_port", sa.Integer(), nullable=False),
+        sa.Column(
+            "smtp_security",
+            sa.Enum(
+                "tls", "starttls", "none", name="mailboxsecurity", native_enum=False, length=32
+            ),
+            nullable=False,
+        ),
+        sa.Column("smtp_login", sa.String(length=320), nullable=False),
+        sa.Column("smtp_password", sa.Text(), nullable=False),
+        sa.Column("bounce_folder", sa.String(length=200), nullable=False),
+        sa.Column("uidvalidity", sa.Integer(), nullable=True),
+        sa.Column("last_uid", sa.Integer(), nullable=False),
+        sa.Column("last_poll_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("user_id"),
+    )
+    with op.batch_alter_table("mailboxes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_mailboxes_account_id"), ["account_id"], unique=False)
 
     op.create_table(
         "sends",
@@ -240,6 +352,26 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("sends", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_sends_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
+        "sequence_steps",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("sequence_id", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("delay_seconds", sa.Integer(), nullable=False),
+        sa.Column("subject", sa.String(length=998), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["sequence_id"],
+            ["sequences.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("sequence_id", "position"),
+    )
+    with op.batch_alter_table("sequence_steps", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_sequence_steps_sequence_id"), ["sequence_id"], unique=False
+        )
 
     op.create_table(
         "timeline",
@@ -296,6 +428,7 @@ def upgrade() -> None:
                 "unsubscribed",
                 "complained",
                 "invalid_address",
+                "cancelled",
                 name="notsentreason",
                 native_enum=False,
                 length=32,
@@ -332,6 +465,54 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_deliveries_contact_id"), ["contact_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_message_id"), ["message_id"], unique=False)
         batch_op.create_index("ix_deliveries_send_state", ["send_id", "state"], unique=False)
+
+    op.create_table(
+        "direct_messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("mailbox_id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("enrollment_id", sa.Integer(), nullable=True),
+        sa.Column("to_address", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.String(length=998), nullable=False),
+        sa.Column("message_id", sa.String(length=300), nullable=False),
+        sa.Column("in_reply_to", sa.String(length=300), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("bounce_category", sa.String(length=40), nullable=False),
+        sa.Column("bounce_response", sa.Text(), nullable=False),
+        sa.Column("retry_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contacts.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["enrollment_id"],
+            ["enrollments.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["mailbox_id"],
+            ["mailboxes.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("direct_messages", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_direct_messages_account_id"), ["account_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_direct_messages_contact_id"), ["contact_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_direct_messages_mailbox_sent", ["mailbox_id", "sent_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_direct_messages_message_id"), ["message_id"], unique=False
+        )
 
     op.create_table(
         "bounce_events",
@@ -456,7 +637,7 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=False),
         sa.Column("suppression_id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -505,6 +686,13 @@ def downgrade() -> None:
         batch_op.drop_index("ix_bounce_events_account_email")
 
     op.drop_table("bounce_events")
+    with op.batch_alter_table("direct_messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_direct_messages_message_id"))
+        batch_op.drop_index("ix_direct_messages_mailbox_sent")
+        batch_op.drop_index(batch_op.f("ix_direct_messages_contact_id"))
+        batch_op.drop_index(batch_op.f("ix_direct_messages_account_id"))
+
+    op.drop_table("direct_messages")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_deliveries_send_state")
         batch_op.drop_index(batch_op.f("ix_deliveries_message_id"))
@@ -516,14 +704,32 @@ def downgrade() -> None:
         batch_op.drop_index("ix_timeline_contact")
 
     op.drop_table("timeline")
+    with op.batch_alter_table("sequence_steps", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sequence_steps_sequence_id"))
+
+    op.drop_table("sequence_steps")
     with op.batch_alter_table("sends", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sends_account_id"))
 
     op.drop_table("sends")
+    with op.batch_alter_table("mailboxes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_mailboxes_account_id"))
+
+    op.drop_table("mailboxes")
+    with op.batch_alter_table("enrollments", schema=None) as batch_op:
+        batch_op.drop_index("ix_enrollments_due")
+        batch_op.drop_index(batch_op.f("ix_enrollments_contact_id"))
+        batch_op.drop_index(batch_op.f("ix_enrollments_account_id"))
+
+    op.drop_table("enrollments")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_users_account_id"))
 
     op.drop_table("users")
+    with op.batch_alter_table("sequences", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sequences_account_id"))
+
+    op.drop_table("sequences")
     with op.batch_alter_table("raw_bounces", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_raw_bounces_status"))
         batch_op.drop_index(batch_op.f("ix_raw_bounces_account_id"))
