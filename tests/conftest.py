@@ -7,11 +7,20 @@ turns every such skip into a failure, so CI always runs them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
+import dns.resolver
 import pytest
 
 from support import STRICT
+
+# Tests never ask the machine's DNS resolver (the network stays on loopback): the DNS checks of
+# a DMARC alert (domain/dnscheck.py) are off in `bounceback serve` subprocesses, and an
+# in-process check without BOUNCEBACK_DNS_SERVERS finds no server to ask. Tests of the checks
+# name their own DNS server on loopback (tests/dns_support.py).
+os.environ.setdefault("BOUNCEBACK_DNS_SERVERS", "off")
+dns.resolver.default_resolver = dns.resolver.Resolver(configure=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

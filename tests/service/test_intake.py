@@ -355,3 +355,21 @@ def test_relay_refusing_our_sender_alerts_and_suppresses_nobody(
         assert event.sender_side
         row = session.get(Delivery, target_id)
         assert row is not None and row.state is DeliveryState.BOUNCED_SOFT
+
+
+def test_an_unreachable_relay_counts_against_no_contact(factory: sessionmaker[Session]) -> None:
+    with transaction(factory) as session:
+        acme = account(session)
+        target = delivery(session, acme.id, "patient@example.org")
+        intake.record_rejection(
+            session,
+            target,
+            reply_code="",
+            response="connection refused by relay.example",
+            command="CONN",
+            relay="relay.example",
+        )
+    with factory() as session:
+        event = session.scalars(select(BounceEvent)).one()
+        assert event.sender_side and not event.hard
+        assert _count(session, Suppression) == 0

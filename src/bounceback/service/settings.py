@@ -29,6 +29,9 @@ class Settings:
     # HMAC secret for VERP tokens, session cookies and CSRF tokens. Generated and kept in
     # data_dir/secret on first start when not given; all processes sharing a database must share it.
     secret_key: str = ""
+    # Fernet key(s) encrypting the passwords of connected mailboxes (domain/secrets_box.py);
+    # comma-separated to rotate (the first encrypts). Empty: derived from secret_key.
+    credentials_key: str = ""
     # HTTP API and web UI.
     http_host: str = "127.0.0.1"
     http_port: int = 8025
@@ -49,7 +52,17 @@ class Settings:
     # Which parts run in this process: any of api, smtp, worker.
     roles: tuple[str, ...] = ("api", "smtp", "worker")
     worker_poll_seconds: float = 1.0
+    # How long a worker holds a job; a worker that dies mid-job leaves it to others after this.
+    # Longer than any job takes (sending one message through a slow relay included).
+    job_lease_seconds: float = 300.0
     max_upload_bytes: int = 5 * 1024 * 1024
+    # What authorizes this service to send for a customer's domain (checked over DNS after a
+    # DMARC refusal, domain/dnscheck.py): the SPF mechanism customers add (empty: ip4:/ip6: of
+    # sending_ips), the DKIM selector it signs with, and DNS servers ("host:port") to ask
+    # instead of the system resolver.
+    spf_include: str = ""
+    dkim_selector: str = ""
+    dns_servers: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -67,9 +80,9 @@ class Settings:
         return not self.relay_url
 
 
-_TUPLES = {"bounce_domains", "sending_ips", "roles"}
+_TUPLES = {"bounce_domains", "sending_ips", "roles", "dns_servers"}
 _INTS = {"http_port", "smtp_port", "max_message_bytes", "max_upload_bytes"}
-_FLOATS = {"worker_poll_seconds"}
+_FLOATS = {"worker_poll_seconds", "job_lease_seconds"}
 
 
 def _convert(name: str, value: Any) -> Any:

@@ -1,6 +1,14 @@
 """What one recorded event does: the delivery's state, the contact's suppression, its "Email hard
 bounce reason", the timeline, global bounces, soft bounces turning hard, and alerts for problems
-that are the sender's (taxonomy section 3, with the account's policy)."""
+that are the sender's (taxonomy section 3, with the account's policy).
+
+The lifecycle of one delivery: ``sent`` -> a delay notice makes it ``pending`` -> a success
+notice makes it ``delivered``; a failure makes it ``bounced_soft`` or ``bounced_hard`` (a final
+failure with a temporary code is a soft bounce of its category). Repeated soft bounces of an
+address turn into a hard bounce (``_soft_bounces``). Two neighbours act on the send: many
+refusals at one provider are the sender's problem (``providers``), and too many hard bounces or
+complaints pause it (``guardrails``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from bounceback import Category, Kind
 from bounceback.core.report import Report
+from bounceback.service import jobs
 from bounceback.service.db.models import (
     Account,
     Alert,
@@ -18,9 +27,11 @@ from bounceback.service.db.models import (
     Contact,
     Delivery,
     DeliveryState,
+    Send,
     SuppressionReason,
     utcnow,
 )
+from bounceback.service.domain import dnscheck, guardrails, providers
 from bounceback.service.domain.contacts import add_timeline
 from bounceback.service.domain.policy import SENDER_SIDE_CATEGORIES, Policy, policy_for
 from bounceback.service.domain.suppression import check_global, suppress
@@ -58,6 +69,10 @@ def apply_event(
         _timeline(session, event, "complained", "Reported the email as spam")
     elif kind is Kind.BOUNCE:
         _bounce(session, event, policy, contact=contact, delivery=delivery, report=report)
+    if delivery is not None and kind in (Kind.BOUNCE, Kind.COMPLAINT):
+        send = session.get(Send, delivery.send_id)
+        if send is not None:
+            guardrails.check_send(session, send, policy)
 
 
 def _bounce(
@@ -69,13 +84,54 @@ def _bounce(
     delivery: Delivery | None,
     report: Report,
 ) -> None:
-    label = Category(event.category).label
-    if event.sender_side or event.category in SENDER_SIDE_CATEGORIES:
-        event.sender_side = True
-        _set_state(delivery, DeliveryState.BOUNCED_SOFT, event)
+    blocked = _provider_blocks(session, event, delivery, policy)
+    if blocked or event.sender_side or event.category in SENDER_SIDE_CATEGORIES:
+        _sender_side(session, event, delivery, report, alert=not blocked)
+    else:
+        _contact_bounce(session, event, policy, contact=contact, delivery=delivery)
+
+
+def _provider_blocks(
+    session: Session, event: BounceEvent, delivery: Delivery | None, policy: Policy
+) -> bool:
+    """Whether this refusal belongs to a provider refusing the sender in this send: one known
+    already, or one that this refusal brings past the policy's thresholds (``providers``)."""
+    provider = providers.candidate(event, delivery)
+    if provider is None or delivery is None:
+        return False
+    if providers.is_blocked(session, event.account_id, delivery.send_id, provider):
+        providers.note_bounce(session, event, provider)
+        return True
+    return providers.check(session, event, delivery.send_id, provider, policy)
+
+
+def _sender_side(
+    session: Session,
+    event: BounceEvent,
+    delivery: Delivery | None,
+    report: Report,
+    *,
+    alert: bool,
+) -> None:
+    """Not the contact's problem: a soft bounce that counts against no one, and an alert."""
+    event.sender_side = True
+    _set_state(delivery, DeliveryState.BOUNCED_SOFT, event)
+    if alert:
         _alert_sender_side(session, event, report)
-        _timeline(session, event, "bounced", f"Not delivered (sender-side problem): {label}")
-        return
+    label = Category(event.category).label
+    _timeline(session, event, "bounced", f"Not delivered (sender-side problem): {label}")
+
+
+def _contact_bounce(
+    session: Session,
+    event: BounceEvent,
+    policy: Policy,
+    *,
+    contact: Contact | None,
+    delivery: Delivery | None,
+) -> None:
+    """A bounce that is the contact's: soft, or hard (suppressed, "Email hard bounce reason")."""
+    label = Category(event.category).label
     hard = policy.suppresses(event.category, event.hard)
     if not hard and _soft_bounces(session, event, policy) >= policy.soft_to_hard_count:
         hard = True  # repeated soft bounces: a hard bounce of the same category
@@ -138,7 +194,11 @@ def _set_state(delivery: Delivery | None, state: DeliveryState, event: BounceEve
     if delivery.state is DeliveryState.BOUNCED_SOFT and state is DeliveryState.DELIVERED:
         return  # a success notice after a failure of the same message is not believed
     delivery.state = state
-    if state is not DeliveryState.DELIVERED:
+    if state is DeliveryState.DELIVERED:
+        # The success notice's answer replaces what an earlier delay notice said.
+        delivery.category = delivery.reason = ""
+        delivery.response = event.diagnostic or delivery.response
+    else:
         _describe(delivery, event)
 
 
@@ -184,20 +244,23 @@ def _alert_sender_side(session: Session, event: BounceEvent, report: Report) -> 
     if existing is not None:
         existing.data = {**existing.data, "count": int(existing.data.get("count", 1)) + 1}
         return
-    session.add(
-        Alert(
-            account_id=event.account_id,
-            kind="dmarc_unauthorized",
-            key=key,
-            title=f"Receivers refuse email from {domain}: this service is not authorized to send "
-            "for it",
-            body=(
-                f"{Category.DMARC_UNAUTHORIZED.advice}\n\nA receiving server answered: "
-                f"{event.diagnostic[:500]}"
-            ),
-            data={"count": 1, "domain": domain, "remote_mta": event.remote_mta},
-        )
+    alert = Alert(
+        account_id=event.account_id,
+        kind="dmarc_unauthorized",
+        key=key,
+        title=f"Receivers refuse email from {domain}: this service is not authorized to send "
+        "for it",
+        body=(
+            f"{Category.DMARC_UNAUTHORIZED.advice}\n\nA receiving server answered: "
+            f"{event.diagnostic[:500]}"
+        ),
+        data={"count": 1, "domain": domain, "remote_mta": event.remote_mta},
     )
+    session.add(alert)
+    if dnscheck.normalize_domain(domain):  # the worker asks DNS what the domain lacks
+        session.flush()
+        payload = {"account_id": event.account_id, "domain": domain, "alert_id": alert.id}
+        jobs.enqueue(session, dnscheck.DNS_CHECK, payload, key=f"dnscheck:{alert.id}")
 
 
 def _alert(

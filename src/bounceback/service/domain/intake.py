@@ -35,6 +35,8 @@ from bounceback.service.domain.matching import Match, match_recipient, signed_de
 from bounceback.service.settings import Settings
 
 PROCESS = "process_bounce"
+# SMTP steps of our own session with the relay whose failure is ours, not the recipient's.
+_OUR_SIDE = frozenset({"CONN", "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL"})
 
 
 def store_raw(
@@ -210,9 +212,11 @@ def record_rejection(
     )
     raw, _ = store_raw(session, raw_bytes, source="relay", account_id=delivery.account_id)
     if raw.status is RawStatus.RECEIVED:
-        # A refusal at MAIL FROM is the relay refusing our sender: nothing about the contact.
+        # A refusal at MAIL FROM is the relay refusing our sender, and a failure before it (no
+        # connection, greeting, TLS or login for the whole retry period) is our relay's problem:
+        # neither says anything about the contact.
         raw.status = process_in_session(
-            session, raw, secret, forced=delivery, sender_side=command.upper() == "MAIL"
+            session, raw, secret, forced=delivery, sender_side=command.upper() in _OUR_SIDE
         )
         raw.processed_at = utcnow()
     return raw
@@ -336,7 +340,9 @@ def _reclassify(session: Session, raw: RawBounce) -> int:
         became_hard = recipient.hard and not event.hard
         event.reason, event.category, event.rule_id, event.hard, event.permanent = fresh
         changed += 1
-        if became_hard and event.kind == Kind.BOUNCE.value:
+        # Inbox bounces (one-to-one email) suppress only by the account's policy, which their
+        # own processing applied; re-reading does not apply marketing effects to them.
+        if became_hard and event.kind == Kind.BOUNCE.value and raw.source != "imap":
             delivery = session.get(Delivery, event.delivery_id) if event.delivery_id else None
             apply_event(session, event, report, delivery)
     return changed

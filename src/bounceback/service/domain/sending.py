@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import ColumnElement, and_, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from bounceback.service import jobs
@@ -30,9 +30,18 @@ from bounceback.service.domain.errors import Conflict, Invalid, NotFound
 
 DELIVER = "deliver"
 MAX_SUBJECT = 998  # RFC 5322 line limit
-# A send is done when none of its deliveries can still be handed to the relay.
-_OPEN_STATES = (DeliveryState.QUEUED, DeliveryState.PENDING)
-_STARTABLE = (SendStatus.DRAFT, SendStatus.SCHEDULED, SendStatus.PAUSED)
+_STARTABLE = (SendStatus.DRAFT, SendStatus.SCHEDULED)
+
+
+def to_hand_over() -> ColumnElement[bool]:
+    """Deliveries bounceback still has to hand to the relay: queued ones, and those the relay
+    itself deferred (pending, never accepted). A message the relay accepted and later reported
+    delayed is pending too, but the relay retries it, not us: sending it again would double it.
+    A send is done when none is left."""
+    return or_(
+        Delivery.state == DeliveryState.QUEUED,
+        and_(Delivery.state == DeliveryState.PENDING, Delivery.sent_at.is_(None)),
+    )
 
 
 @dataclass(frozen=True)
@@ -148,53 +157,71 @@ def _recipients(session: Session, account_id: int, contact_ids: list[int] | None
 
 
 def start_send(session: Session, account_id: int, send_id: int) -> Send:
-    """Mark the send sending and enqueue a delivery job per queued recipient.
-
-    A scheduled send's jobs run at its scheduled time; a paused send resumes (its queued and
-    pending recipients get new jobs; a delivery already handed over is never sent twice because
-    the worker claims each delivery before sending it)."""
+    """Mark the send sending (or scheduled) and enqueue a delivery job per queued recipient;
+    a scheduled send's jobs run at its scheduled time. A paused send is resumed
+    (``resume_send``)."""
     send = get_send(session, account_id, send_id)
+    if send.status is SendStatus.PAUSED:
+        return resume_send(session, account_id, send_id)
     if send.status not in _STARTABLE:
         raise Conflict(f"the send is {send.status.value}; it cannot be started")
-    resuming = send.status is SendStatus.PAUSED
+    _schedule(send)
+    _enqueue_open(session, send, suffix="")
+    return send
+
+
+def resume_send(session: Session, account_id: int, send_id: int) -> Send:
+    """Continue a paused send: the deliveries still to hand over get jobs again, each due when
+    its retry is. A delivery is never sent twice: the worker claims each before sending it."""
+    send = get_send(session, account_id, send_id)
+    if send.status is not SendStatus.PAUSED:
+        raise Conflict(f"the send is {send.status.value}; only a paused send can be resumed")
+    send.pause_reason = ""
+    _schedule(send)
+    _enqueue_open(session, send, suffix=f":resume:{utcnow().timestamp()}")
+    return send
+
+
+def _schedule(send: Send) -> None:
     now = utcnow()
-    run_at = _aware(send.scheduled_at) if send.scheduled_at else now
-    if run_at > now and not resuming:
+    if send.scheduled_at and _aware(send.scheduled_at) > now:
         send.status = SendStatus.SCHEDULED
     else:
-        run_at = now
         send.status = SendStatus.SENDING
         send.started_at = send.started_at or now
-    send.pause_reason = ""
-    states = _OPEN_STATES if resuming else (DeliveryState.QUEUED,)
-    ids = session.scalars(
-        select(Delivery.id)
-        .where(Delivery.send_id == send.id, Delivery.state.in_(states))
+
+
+def _enqueue_open(session: Session, send: Send, *, suffix: str) -> None:
+    now = utcnow()
+    scheduled = send.scheduled_at if send.status is SendStatus.SCHEDULED else None
+    start = _aware(scheduled) if scheduled else now
+    rows = session.execute(
+        select(Delivery.id, Delivery.next_attempt_at)
+        .where(Delivery.send_id == send.id, to_hand_over())
         .order_by(Delivery.id)
     ).all()
-    suffix = f":resume:{now.timestamp()}" if resuming else ""
-    for delivery_id in ids:
+    for delivery_id, next_attempt in rows:
+        due = max(start, _aware(next_attempt)) if next_attempt else start
         jobs.enqueue(
             session,
             DELIVER,
             {"delivery_id": delivery_id},
             key=f"deliver:{delivery_id}{suffix}",
-            run_at=run_at,
+            run_at=due,
         )
-    if not ids:
+    if not rows:
         finish_if_done(session, send)
     session.flush()
-    return send
 
 
 def finish_if_done(session: Session, send: Send) -> bool:
-    """Mark the send done once no delivery is queued or pending any more."""
+    """Mark the send done once nothing is left to hand to the relay."""
     if send.status not in (SendStatus.SENDING, SendStatus.SCHEDULED):
         return False
     open_left = session.scalar(
         select(func.count())
         .select_from(Delivery)
-        .where(Delivery.send_id == send.id, Delivery.state.in_(_OPEN_STATES))
+        .where(Delivery.send_id == send.id, to_hand_over())
     )
     if open_left:
         return False

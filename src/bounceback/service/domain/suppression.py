@@ -124,6 +124,8 @@ def check_global(
                 BounceEvent.email == email.strip().lower(),
                 BounceEvent.hard.is_(True),
                 BounceEvent.category.in_(GLOBAL_CATEGORIES),
+                # Bounces found in users' inboxes (one-to-one email) do not make global bounces.
+                ~BounceEvent.matched_by.startswith("inbox:"),
                 BounceEvent.created_at >= since,
             )
         )

@@ -90,6 +90,7 @@ NOT_SENT_LABELS: dict[NotSentReason, str] = {
     NotSentReason.UNSUBSCRIBED: "Unsubscribed",
     NotSentReason.COMPLAINED: "Complained",
     NotSentReason.INVALID_ADDRESS: "Invalid address",
+    NotSentReason.CANCELLED: "The send was cancelled",
 }
 
 SUPPRESSION_LABELS: dict[SuppressionReason, str] = {

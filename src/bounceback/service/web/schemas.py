@@ -132,6 +132,9 @@ class EmailOut(Out):
     subject: str
     html: str
     text: str
+    cloned_from_id: int | None = Field(
+        None, description="The email this one is a clone of (a resend to soft-bounced)."
+    )
     created_at: datetime
 
 
@@ -163,12 +166,40 @@ class SendOut(Out):
     scheduled_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
-    pause_reason: str
+    pause_reason: str = Field(description="Why the send is (or was) paused.")
+    resend_of_id: int | None = Field(
+        None, description="The send whose soft-bounced recipients this one resends to."
+    )
     created_at: datetime
 
 
 class SendDetail(SendOut):
     progress: ProgressOut
+    resend_ids: list[int] = Field(
+        default_factory=list, description="The resends made of this send (see resend_of_id)."
+    )
+    resend_eligible: int = Field(
+        0,
+        description="How many soft-bounced recipients a resend to soft-bounced would go to now.",
+    )
+
+
+class ResendIn(BaseModel):
+    """A resend to soft-bounced: the email's clone may differ in subject and bodies."""
+
+    subject: str | None = Field(
+        default=None, max_length=998, description="Omitted: the original's."
+    )
+    html: str | None = Field(default=None, description="Omitted: the original's HTML body.")
+    text: str | None = Field(default=None, description="Omitted: the original's text body.")
+    scheduled_at: datetime | None = Field(default=None, description="Send at this time, not now.")
+    start: bool = Field(
+        default=True, description="Start it at once (or at scheduled_at); false leaves a draft."
+    )
+
+
+class PauseIn(BaseModel):
+    reason: str = Field(default="", max_length=2000, description="Shown on the send's page.")
 
 
 class RecipientOut(BaseModel):

@@ -1,25 +1,29 @@
-"""Marketing emails and their sends: create, start, progress, recipients, not sent."""
+"""Marketing emails and their sends: create, start, progress, recipients, not sent; resend to
+soft-bounced; pause, resume and cancel (administrators and API keys only)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 from sqlalchemy.orm import Session
 
-from bounceback.service.db.models import Delivery, DeliveryState, Send
-from bounceback.service.domain import sending
+from bounceback.service.db.models import Delivery, DeliveryState, Send, SendStatus
+from bounceback.service.domain import guardrails, resend, sending
+from bounceback.service.domain.errors import Forbidden
 from bounceback.service.web import display
-from bounceback.service.web.deps import DB, Caller, Paging, page
+from bounceback.service.web.deps import DB, Caller, Paging, Principal, page
 from bounceback.service.web.schemas import (
     EmailIn,
     EmailOut,
     ErrorResponse,
     NotSentOut,
     Page,
+    PauseIn,
     ProgressOut,
     RecipientOut,
+    ResendIn,
     SendDetail,
     SendIn,
     SendOut,
@@ -48,7 +52,21 @@ def _detail(db: Session, account_id: int, send: Send) -> SendDetail:
     return SendDetail(
         **SendOut.model_validate(send).model_dump(),
         progress=ProgressOut(**asdict(progress), bounce_rate=progress.bounce_rate),
+        resend_ids=[s.id for s in resend.resends_of(db, account_id, send.id)],
+        resend_eligible=resend.eligible_count(db, account_id, send.id),
     )
+
+
+def _admin_only(caller: Principal, action: str) -> None:
+    """Pausing, resuming and cancelling are an administrator's (or the account's API key's)."""
+    if caller.via == "session" and not caller.is_admin_user:
+        raise Forbidden(f"only an administrator can {action} a send")
+
+
+_ADMIN: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorResponse, "description": "A member's session: administrators only."},
+    409: {"model": ErrorResponse, "description": "The send is not in a state that allows it."},
+}
 
 
 @router.post(
@@ -79,7 +97,79 @@ def create_send(body: SendIn, caller: Caller, db: DB) -> SendDetail:
     responses={409: {"model": ErrorResponse, "description": "The send cannot start now."}},
 )
 def start_send(send_id: int, caller: Caller, db: DB) -> SendDetail:
+    if sending.get_send(db, caller.account_id, send_id).status is SendStatus.PAUSED:
+        _admin_only(caller, "resume")
     send = sending.start_send(db, caller.account_id, send_id)
+    return _detail(db, caller.account_id, send)
+
+
+@router.post(
+    "/sends/{send_id}/pause",
+    tags=["sends"],
+    summary="Pause a send",
+    description="Its remaining deliveries wait until it is resumed or cancelled. Sends also "
+    "pause themselves when their hard-bounce or complaint rate passes the account's limits.",
+    responses=_ADMIN,
+)
+def pause_send(
+    send_id: int, caller: Caller, db: DB, body: Annotated[PauseIn | None, Body()] = None
+) -> SendDetail:
+    _admin_only(caller, "pause")
+    reason = body.reason if body else ""
+    send = guardrails.pause_send(db, caller.account_id, send_id, reason)
+    return _detail(db, caller.account_id, send)
+
+
+@router.post(
+    "/sends/{send_id}/resume",
+    tags=["sends"],
+    summary="Resume a paused send",
+    description="Its remaining deliveries are sent; a guardrail that paused it does not pause "
+    "it again.",
+    responses=_ADMIN,
+)
+def resume_send(send_id: int, caller: Caller, db: DB) -> SendDetail:
+    _admin_only(caller, "resume")
+    send = guardrails.resume_send(db, caller.account_id, send_id)
+    return _detail(db, caller.account_id, send)
+
+
+@router.post(
+    "/sends/{send_id}/cancel",
+    tags=["sends"],
+    summary="Cancel a send",
+    description="The deliveries not yet handed to the relay become not sent, with the reason "
+    "`cancelled`.",
+    responses=_ADMIN,
+)
+def cancel_send(send_id: int, caller: Caller, db: DB) -> SendDetail:
+    _admin_only(caller, "cancel")
+    send = guardrails.cancel_send(db, caller.account_id, send_id)
+    return _detail(db, caller.account_id, send)
+
+
+@router.post(
+    "/sends/{send_id}/resend-soft-bounced",
+    status_code=201,
+    tags=["sends"],
+    summary="Resend to soft-bounced",
+    description="Clones the send's email (subject, html and text may be changed) and creates a "
+    "send of it to this send's soft-bounced recipients who may still be sent to (not "
+    "suppressed or unsubscribed since, not in an earlier resend). It starts at once, or at "
+    "`scheduled_at`; with `start: false` it is left a draft. Without a body: the same email, "
+    "now. Returns the new send.",
+    responses={409: {"model": ErrorResponse, "description": "Nobody to resend to."}},
+)
+def resend_soft_bounced(
+    send_id: int, caller: Caller, db: DB, body: Annotated[ResendIn | None, Body()] = None
+) -> SendDetail:
+    send = resend.resend_soft_bounced(
+        db,
+        caller.account_id,
+        send_id,
+        **(body or ResendIn()).model_dump(),
+        created_by_id=caller.user_id,
+    )
     return _detail(db, caller.account_id, send)
 
 
