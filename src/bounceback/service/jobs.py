@@ -71,9 +71,12 @@ def worker_id() -> str:
 
 
 def claim(
-    factory: sessionmaker[Session], owner: str, kinds: tuple[str, ...] | None = None
+    factory: sessionmaker[Session],
+    owner: str,
+    kinds: tuple[str, ...] | None = None,
+    lease: timedelta = LEASE,
 ) -> Claimed | None:
-    """Take one due job (or one whose lease expired) and lease it to ``owner``."""
+    """Take one due job (or one whose lease expired) and lease it to ``owner`` for ``lease``."""
     now = utcnow()
     with factory() as session, session.begin():
         query = (
@@ -94,7 +97,7 @@ def claim(
         if job is None:
             return None
         job.locked_by = owner
-        job.locked_until = now + LEASE
+        job.locked_until = now + lease
         job.attempts += 1
         return Claimed(job.id, job.kind, dict(job.payload), job.attempts)
 
@@ -122,9 +125,14 @@ def fail(factory: sessionmaker[Session], job_id: int, error: str) -> None:
             job.run_at = utcnow() + timedelta(seconds=min(3600, 2**job.attempts))
 
 
-def run_one(factory: sessionmaker[Session], handlers: dict[str, Handler], owner: str) -> bool:
+def run_one(
+    factory: sessionmaker[Session],
+    handlers: dict[str, Handler],
+    owner: str,
+    lease: timedelta = LEASE,
+) -> bool:
     """Claim and run one job; False when there was nothing to do."""
-    claimed = claim(factory, owner, tuple(handlers))
+    claimed = claim(factory, owner, tuple(handlers), lease)
     if claimed is None:
         return False
     try:
@@ -142,8 +150,9 @@ def run_forever(
     handlers: dict[str, Handler],
     poll_seconds: float,
     should_stop: Callable[[], bool],
+    lease: timedelta = LEASE,
 ) -> None:
     owner = worker_id()
     while not should_stop():
-        if not run_one(factory, handlers, owner):
+        if not run_one(factory, handlers, owner, lease):
             time.sleep(poll_seconds)
