@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bounceback.service.app import SESSION_COOKIE, create_app
 from bounceback.service.db.models import (
+    Alert,
     BounceEvent,
     Contact,
     DeliveryState,
@@ -96,6 +97,11 @@ class Tenant:
     raw_id: int
     bounce_id: int
     markers: list[str] = field(default_factory=list)
+    alert_id: int = 0
+    # One-to-one email and sequences: filled by outreach_support.add_outreach.
+    direct_id: int = 0
+    sequence_id: int = 0
+    enrollment_id: int = 0
 
     @property
     def api(self) -> Creds:
@@ -169,6 +175,16 @@ def tenant(factory: sessionmaker[Session], name: str) -> Tenant:
         contact = session.get(Contact, row.contact_id)
         assert contact is not None
         contact.hard_bounce_reason = f"Policy: 550 5.7.1 {slug} blocked"
+        alert = Alert(
+            account_id=acct.id,
+            kind="dmarc_unauthorized",
+            key=f"dmarc:{slug}.example",
+            title=f"Receivers refuse email from {slug}.example",
+            body=f"550 5.7.26 {slug} blocked",
+            data={"count": 1, "domain": f"{slug}.example"},
+        )
+        session.add(alert)
+        session.flush()
         return Tenant(
             name=name,
             account_id=acct.id,
@@ -184,6 +200,7 @@ def tenant(factory: sessionmaker[Session], name: str) -> Tenant:
             raw_id=raw.id,
             bounce_id=event.id,
             markers=[address, email.subject, f"{name} Corp", f"{slug} blocked"],
+            alert_id=alert.id,
         )
 
 

@@ -29,6 +29,7 @@ from bounceback.service.domain import accounts, intake, verp
 
 from api_support import Creds, Tenant, key_creds, make_client, session_creds, tenant
 from builders import SECRET, delivery, dsn, return_path
+from outreach_support import add_outreach
 
 MISSING = 987654321
 
@@ -39,11 +40,21 @@ PATH_IDS = {
     "send_id": "send_id",
     "bounce_id": "bounce_id",
     "raw_id": "raw_id",
+    "direct_id": "direct_id",
+    "sequence_id": "sequence_id",
+    "enrollment_id": "enrollment_id",
 }
 
-# Bodies that get a request past validation, so that the answer is about the object.
-BODIES: dict[tuple[str, str], dict[str, Any]] = {
+# Bodies that get a request past validation, so that the answer is about the object (a
+# function of the tenant whose ids are in the path, where the body names one of its objects too).
+Body = dict[str, Any] | Callable[["Tenant"], dict[str, Any]]
+BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/api/contacts/{contact_id}/unbounce"): {"json": {"note": "they asked us to"}},
+    ("POST", "/api/contacts/{contact_id}/emails"): {"json": {"subject": "Hi", "body": "Hi"}},
+    ("POST", "/api/direct/{direct_id}/retry"): {"json": {"at": "2999-01-01T10:00:00+00:00"}},
+    ("POST", "/api/sequences/{sequence_id}/enrollments"): lambda t: {
+        "json": {"contact_id": t.contact_id}
+    },
 }
 
 # Routes that name no existing object: what they create belongs to the caller's account.
@@ -54,6 +65,10 @@ CREATES_OWN = {
     ("POST", "/api/bounces/raw"): "stored for the caller; see test_raw_bounce_cannot_touch_...",
     ("GET", "/api/account/policy"): "the caller's own account's policy (no id in the path)",
     ("PUT", "/api/account/policy"): "changes the caller's own account's policy (no id)",
+    ("GET", "/api/me/mailbox"): "the logged-in user's own mailbox (an API key: 403)",
+    ("POST", "/api/me/mailbox"): "connects the logged-in user's own mailbox",
+    ("DELETE", "/api/me/mailbox"): "disconnects the logged-in user's own mailbox",
+    ("POST", "/api/sequences"): "creates a sequence of the caller's account",
 }
 
 
@@ -70,6 +85,7 @@ LISTS: dict[tuple[str, str], tuple[list[str], ListCheck]] = {
         lambda body, t: t.contact_id in _ids(body["items"]),
     ),
     ("GET", "/api/sends"): ([""], lambda body, t: t.send_id in _ids(body["items"])),
+    ("GET", "/api/sequences"): ([""], lambda body, t: t.sequence_id in _ids(body["items"])),
     ("GET", "/api/bounces"): (
         ["", "?contact_id={t.contact_id}", "?email_id={t.email_id}", "?send_id={t.send_id}"],
         lambda body, t: t.bounce_id in _ids(body["items"]),
@@ -77,6 +93,10 @@ LISTS: dict[tuple[str, str], tuple[list[str], ListCheck]] = {
     ("GET", "/api/suppressions"): (
         ["", "?q={t.contact_email}"],
         lambda body, t: t.contact_email in _ids(body["items"], "email"),
+    ),
+    ("GET", "/api/alerts"): (
+        ["", "?status=all"],
+        lambda body, t: t.alert_id in _ids(body["items"]),
     ),
 }
 
@@ -116,7 +136,8 @@ def _leaks(text: str, owner: Tenant) -> list[str]:
 
 
 def _check_object_route(client: TestClient, method: str, path: str, a: Tenant, b: Tenant) -> None:
-    extra = BODIES.get((method, path), {})
+    body = BODIES.get((method, path), {})
+    extra = body(a) if callable(body) else body
     for creds in (b.api, b.admin):
         foreign = client.request(method, _fill(path, a), headers=creds.headers, **extra)
         where = f"{method} {path} with {a.name}'s ids as {b.name}'s {creds}"
@@ -160,8 +181,10 @@ def _check_referencing_route(
 def test_every_api_route_refuses_another_accounts_objects(
     factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    client, _ = make_client(factory, tmp_path)
+    client, settings = make_client(factory, tmp_path)
     alpha, bravo = tenant(factory, "Alpha"), tenant(factory, "Bravo")
+    for owner in (alpha, bravo):
+        add_outreach(factory, settings, owner)
     routes = _api_routes(client)
     assert len(routes) >= 19
     unclassified = []

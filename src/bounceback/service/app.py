@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import bounceback
 from bounceback.service.domain.errors import DomainError
 from bounceback.service.settings import Settings
-from bounceback.service.web import api, unsubscribe, views
+from bounceback.service.web import api, unsubscribe, views, views_inbox
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session]) -> FastAPI:
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(unsubscribe.router)
     app.include_router(views.router)
+    app.include_router(views_inbox.router)  # mailbox, one-to-one email, sequences
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     _install_error_handlers(app)
     app.add_middleware(

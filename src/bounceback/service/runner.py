@@ -79,6 +79,11 @@ def serve(settings: Settings, out: TextIO = sys.stdout) -> int:
         worker = Worker(settings, factory)
         worker.start()
         stoppers.append(worker.stop)
+        from bounceback.service.receivers.imap import InboxPoller  # noqa: PLC0415
+
+        poller = InboxPoller(settings, factory)  # users' connected mailboxes (IMAP)
+        poller.start()
+        stoppers.append(poller.stop)
     greet(settings, factory, out)
     try:
         if "api" in settings.roles:

@@ -10,6 +10,10 @@ it answered is recorded afterwards:
   (72 hours by default) it is given up as a soft bounce with the last response;
 - 5xx: a bounce of that recipient, recorded by the intake exactly like a later NDR.
 
+A paused or cancelled send's deliveries are not claimed (resuming enqueues them again). A message
+the relay accepted is never handed over again, even when a delay notice makes it ``pending``:
+the relay retries it.
+
 ``process_bounce`` parses, matches and applies one stored raw message (``intake.process``).
 """
 
@@ -31,13 +35,22 @@ from bounceback.service.db.models import (
     Delivery,
     DeliveryState,
     Email,
+    NotSentReason,
     Send,
     SendStatus,
     utcnow,
 )
 from bounceback.service.db.session import transaction
-from bounceback.service.domain import contacts, intake, sending
-from bounceback.service.domain.policy import policy_for
+from bounceback.service.domain import (
+    contacts,
+    direct,
+    dnscheck,
+    guardrails,
+    intake,
+    sending,
+    sequences,
+)
+from bounceback.service.domain.policy import Policy, policy_for
 from bounceback.service.outbound import message as outbound
 from bounceback.service.outbound import sandbox
 from bounceback.service.outbound.relay import Outcome, Relay, SendResult, parse_relay_url
@@ -46,12 +59,16 @@ from bounceback.service.settings import Settings
 log = logging.getLogger(__name__)
 
 PROCESS_BOUNCE = "process_bounce"
-# How long a worker holds a delivery while talking to the relay. A worker that dies mid-send
-# releases it when this runs out, a little before its job's lease, so the job run again finds
-# the delivery free.
-CLAIM = jobs.LEASE - timedelta(seconds=30)
+# How long a worker holds a delivery while talking to the relay, as a share of its job's lease
+# (``job_lease_seconds``). A worker that dies mid-send releases it when this runs out, a little
+# before the job's lease, so the job run again finds the delivery free.
+CLAIM_SHARE = 0.9
 FIRST_RETRY = timedelta(minutes=5)
 MAX_RETRY = timedelta(hours=2)
+
+
+def lease(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.job_lease_seconds)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -105,7 +122,7 @@ class Deliverer:
 def _claim(session: Session, settings: Settings, delivery_id: int) -> _Claimed | None:
     """Take the delivery for sending, or None when it is not (or not yet) to be sent."""
     delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.state not in (DeliveryState.QUEUED, DeliveryState.PENDING):
+    if delivery is None or not _to_hand_over(delivery):
         return None
     send = session.get(Send, delivery.send_id)
     if send is None or send.status in (SendStatus.PAUSED, SendStatus.CANCELLED, SendStatus.DRAFT):
@@ -115,10 +132,10 @@ def _claim(session: Session, settings: Settings, delivery_id: int) -> _Claimed |
         update(Delivery)
         .where(
             Delivery.id == delivery_id,
-            Delivery.state.in_((DeliveryState.QUEUED, DeliveryState.PENDING)),
+            sending.to_hand_over(),
             or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
         )
-        .values(next_attempt_at=now + CLAIM)
+        .values(next_attempt_at=now + lease(settings) * CLAIM_SHARE)
         .execution_options(synchronize_session=False)
     )
     if getattr(taken, "rowcount", 0) != 1:
@@ -134,21 +151,47 @@ def _claim(session: Session, settings: Settings, delivery_id: int) -> _Claimed |
     return _Claimed(delivery.account_id, message)
 
 
+def _to_hand_over(delivery: Delivery) -> bool:
+    """Python's side of ``sending.to_hand_over``: queued, or deferred by the relay itself."""
+    if delivery.state is DeliveryState.PENDING:
+        return delivery.sent_at is None
+    return delivery.state is DeliveryState.QUEUED
+
+
 def _record(session: Session, settings: Settings, delivery_id: int, result: SendResult) -> None:
     """What the relay answered, applied to the delivery (and the send, when it was the last)."""
     delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.state not in (DeliveryState.QUEUED, DeliveryState.PENDING):
-        return  # settled meanwhile: nothing to record over
+    if delivery is None:
+        return
+    if _cancelled(delivery) and result.outcome is not Outcome.TEMPORARY:
+        # Cancelled while we were handing it over: the relay's answer is still what happened.
+        delivery.state, delivery.not_sent_reason = DeliveryState.QUEUED, None
+    if not _to_hand_over(delivery):
+        return  # settled meanwhile (or cancelled and not taken): nothing to record over
     delivery.attempts += 1
+    send = session.get(Send, delivery.send_id)
     if result.outcome is Outcome.ACCEPTED:
         _sent(session, delivery, result)
+        if send is not None:
+            guardrails.check_after_sent(session, send, _policy(session, delivery.account_id))
     elif result.outcome is Outcome.TEMPORARY:
         _deferred(session, settings, delivery, result)
     else:
         _rejected(session, settings, delivery, result)
-    send = session.get(Send, delivery.send_id)
     if send is not None:
         sending.finish_if_done(session, send)
+
+
+def _policy(session: Session, account_id: int) -> Policy:
+    account = session.get(Account, account_id)
+    return policy_for(account.policy if account else None)
+
+
+def _cancelled(delivery: Delivery) -> bool:
+    return (
+        delivery.state is DeliveryState.NOT_SENT
+        and delivery.not_sent_reason is NotSentReason.CANCELLED
+    )
 
 
 def _sent(session: Session, delivery: Delivery, result: SendResult) -> None:
@@ -172,8 +215,7 @@ def _sent(session: Session, delivery: Delivery, result: SendResult) -> None:
 def _deferred(session: Session, settings: Settings, delivery: Delivery, result: SendResult) -> None:
     now = utcnow()
     first = _aware(delivery.first_deferred_at) if delivery.first_deferred_at else now
-    account = session.get(Account, delivery.account_id)
-    retry_hours = policy_for(account.policy if account else None).retry_hours
+    retry_hours = _policy(session, delivery.account_id).retry_hours
     give_up_at = first + timedelta(hours=retry_hours)
     delivery.first_deferred_at = first
     delivery.response = result.response
@@ -228,7 +270,13 @@ def build_handlers(
     def process_bounce(factory: sessionmaker[Session], payload: dict[str, Any]) -> None:
         intake.process(factory, int(payload["raw_id"]), settings)
 
-    return {sending.DELIVER: deliverer or Deliverer(settings), PROCESS_BOUNCE: process_bounce}
+    return {
+        sending.DELIVER: deliverer or Deliverer(settings),
+        PROCESS_BOUNCE: process_bounce,
+        dnscheck.DNS_CHECK: dnscheck.DnsCheckJob(settings),  # caches checks for a few minutes
+        **direct.job_handlers(settings),  # "send again later" of one-to-one email
+        **sequences.job_handlers(settings),
+    }
 
 
 def run_until_idle(
@@ -263,7 +311,11 @@ class Worker:
     def _run(self) -> None:
         try:
             jobs.run_forever(
-                self.factory, self.handlers, self.settings.worker_poll_seconds, self._stop.is_set
+                self.factory,
+                self.handlers,
+                self.settings.worker_poll_seconds,
+                self._stop.is_set,
+                lease(self.settings),
             )
         finally:
             self._deliverer.close()

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -374,10 +375,14 @@ class Mailbox(Base):
     smtp_password: Mapped[str] = mapped_column(Text)  # encrypted
     bounce_folder: Mapped[str] = mapped_column(String(200), default="")  # "" = flag only
     # UIDVALIDITY/UID checkpoint of the INBOX: a restart neither reprocesses nor misses mail.
-    uidvalidity: Mapped[int | None] = mapped_column(Integer)
-    last_uid: Mapped[int] = mapped_column(Integer, default=0)
+    # Both are unsigned 32-bit numbers in IMAP: wider than PostgreSQL's integer.
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # Which poller reads the mailbox (one at a time, however many workers run) and until when.
+    poll_owner: Mapped[str] = mapped_column(String(100), default="")
+    poll_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -388,14 +393,18 @@ class DirectMessage(Base):
     __table_args__ = (Index("ix_direct_messages_mailbox_sent", "mailbox_id", "sent_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"))
+    # None once the user disconnected the mailbox (the history stays).
+    mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"))
     to_address: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(998))
+    body: Mapped[str] = mapped_column(Text, default="")  # kept to "send again later"
     message_id: Mapped[str] = mapped_column(String(300), index=True)
     in_reply_to: Mapped[str] = mapped_column(String(300), default="")  # threads sequence steps
-    status: Mapped[str] = mapped_column(String(20), default="sent")  # sent, bounced, failed
+    # sending (stored before the SMTP server is asked, so a fast bounce finds it), sent,
+    # bounced, failed (the user's server refused or could not be reached), retried (sent again)
+    status: Mapped[str] = mapped_column(String(20), default="sent")
     bounce_category: Mapped[str] = mapped_column(String(40), default="")
     bounce_response: Mapped[str] = mapped_column(Text, default="")
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # "send again later"
@@ -437,10 +446,12 @@ class Enrollment(Base):
     sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))  # sends from this user's mailbox
-    state: Mapped[EnrollmentState] = mapped_column(_enum(EnrollmentState),
-                                                   default=EnrollmentState.ACTIVE)
+    state: Mapped[EnrollmentState] = mapped_column(
+        _enum(EnrollmentState), default=EnrollmentState.ACTIVE
+    )
     next_position: Mapped[int] = mapped_column(Integer, default=1)
     next_step_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     thread_message_id: Mapped[str] = mapped_column(String(300), default="")  # step 1's Message-ID
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_reason: Mapped[str] = mapped_column(Text, default="")  # why it ended, for people

@@ -33,6 +33,15 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
+        @event.listens_for(engine, "savepoint")
+        def _begin_first(connection: Any, _: str) -> None:
+            # pysqlite opens a transaction only before INSERT/UPDATE/DELETE. A SAVEPOINT outside
+            # one starts its own, which RELEASE commits: what ``begin_nested()`` wrote would
+            # survive a rollback (or a crash) of the enclosing transaction. Open it first.
+            dbapi_connection = connection.connection.dbapi_connection
+            if not dbapi_connection.in_transaction:
+                dbapi_connection.execute("BEGIN")
+
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 

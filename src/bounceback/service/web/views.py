@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from pathlib import Path
@@ -37,7 +38,7 @@ from bounceback.service.db.models import (
     User,
 )
 from bounceback.service.db.session import transaction
-from bounceback.service.domain import accounts, contacts, sending, suppression
+from bounceback.service.domain import accounts, contacts, guardrails, resend, sending, suppression
 from bounceback.service.domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from bounceback.service.settings import Settings
 from bounceback.service.web import csrf, display, reads
@@ -67,6 +68,8 @@ _NAV = (
     ("/sends", "Sends", "sends"),
     ("/contacts", "Contacts", "contacts"),
     ("/suppressions", "Suppressions", "suppressions"),
+    ("/sequences", "Sequences", "sequences"),  # views_inbox.py
+    ("/mailbox", "Mailbox", "mailbox"),
     ("/help/categories", "Bounce categories", "help"),
 )
 _HEADERS = {
@@ -462,7 +465,113 @@ def send_detail(
             events=reads.latest_events(session, viewer.account_id, [d.id for d in rows]),
             pager=display.Pager(number, PER_PAGE, total),
             page_url=lambda n: _url(request, page=n),
+            **_send_links(session, viewer, send.id),
         )
+
+
+def _send_links(session: Session, viewer: Viewer, send_id: int) -> dict[str, Any]:
+    """What the send page shows around the recipients: the send it resends, its resends, how
+    many a resend to soft-bounced would reach, and what the viewer may do with it."""
+    send = sending.get_send(session, viewer.account_id, send_id)
+    original = (
+        sending.get_send(session, viewer.account_id, send.resend_of_id)
+        if send.resend_of_id
+        else None
+    )
+    return {
+        "original": original,
+        "resends": resend.resends_of(session, viewer.account_id, send_id),
+        "resend_eligible": resend.eligible_count(session, viewer.account_id, send_id),
+        "can_control": viewer.is_admin,
+    }
+
+
+@router.post("/sends/{send_id:int}/resend")
+@html_page
+def send_resend(
+    request: Request,
+    send_id: int,
+    *,
+    subject: str = Form(""),
+    html: str = Form(""),
+    text: str = Form(""),
+    scheduled_at: str = Form(""),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Resend to soft-bounced: the form is prefilled with the original, so what it posts is the
+    clone's content; an empty time sends now."""
+    csrf.verify(request, csrf_token)
+    when = _form_time(scheduled_at)
+    with _db(request) as session:
+        viewer = _viewer(request, session)
+        created = resend.resend_soft_bounced(
+            session,
+            viewer.account_id,
+            send_id,
+            subject=subject,
+            html=html,
+            text=text,
+            scheduled_at=when,
+            created_by_id=viewer.user_id,
+        )
+        count = sending.progress(session, viewer.account_id, created.id).queued
+        new_id = created.id
+    request.session[_FLASH_KEY] = f"Resending to {count} soft-bounced recipient(s)." + (
+        f" It goes out at {display.when(when)}." if when else ""
+    )
+    return _redirect(f"/sends/{new_id}")
+
+
+def _form_time(value: str) -> datetime | None:
+    """A datetime-local field's value, read as UTC (the form says so); empty: now."""
+    if not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise Invalid(f"not a date and time: {value.strip()[:40]!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@router.post("/sends/{send_id:int}/pause")
+@html_page
+def send_pause(request: Request, send_id: int, csrf_token: str = Form("")) -> Response:
+    return _control(request, send_id, csrf_token, "pause")
+
+
+@router.post("/sends/{send_id:int}/resume")
+@html_page
+def send_resume(request: Request, send_id: int, csrf_token: str = Form("")) -> Response:
+    return _control(request, send_id, csrf_token, "resume")
+
+
+@router.post("/sends/{send_id:int}/cancel")
+@html_page
+def send_cancel(request: Request, send_id: int, csrf_token: str = Form("")) -> Response:
+    return _control(request, send_id, csrf_token, "cancel")
+
+
+_CONTROLS: dict[str, tuple[Callable[[Session, int, int], Any], str]] = {
+    "pause": (guardrails.pause_send, "The send is paused."),
+    "resume": (guardrails.resume_send, "The send is resumed: its remaining recipients are sent."),
+    "cancel": (
+        guardrails.cancel_send,
+        "The send is cancelled: its remaining recipients are in the Not sent tab.",
+    ),
+}
+
+
+def _control(request: Request, send_id: int, token: str, action: str) -> Response:
+    """Pause, resume or cancel a send: administrators only."""
+    csrf.verify(request, token)
+    control, done = _CONTROLS[action]
+    with _db(request) as session:
+        viewer = _viewer(request, session)
+        if not viewer.is_admin:
+            raise Forbidden(f"only an administrator can {action} a send")
+        control(session, viewer.account_id, send_id)
+    request.session[_FLASH_KEY] = done
+    return _redirect(f"/sends/{send_id}")
 
 
 # --- suppressions and bounces -----------------------------------------------------------------

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 
 from bounceback.service.web.schemas import ErrorResponse
 
-from . import account, bounces, contacts, sends
+from . import account, alerts, bounces, contacts, mailboxes, sends, sequences
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No API key, or a revoked or unknown one."},
@@ -24,7 +24,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(responses=_ERRORS)
-for _module in (account, contacts, sends, bounces):
+for _module in (account, contacts, sends, bounces, alerts, mailboxes, sequences):
     router.include_router(_module.router)
 
 TAGS: list[dict[str, Any]] = [
@@ -37,4 +37,14 @@ TAGS: list[dict[str, Any]] = [
         "description": "Raw bounce intake, bounce events with their explanation, raw download.",
     },
     {"name": "suppressions", "description": "Addresses this account will not send to."},
+    {
+        "name": "alerts",
+        "description": "Sender-side problems, with the DNS check of a DMARC alert's domain.",
+    },
+    {"name": "mailbox", "description": "Your own mailbox (IMAP and SMTP), for one-to-one email."},
+    {
+        "name": "one-to-one email",
+        "description": "Email to a contact from a user's own mailbox; send again later.",
+    },
+    {"name": "sequences", "description": "Steps sent from a user's mailbox, in one thread."},
 ]

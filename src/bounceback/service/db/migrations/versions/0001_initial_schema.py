@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 06:14:43.341370
+Create Date: 2026-11-30 06:20:58.816731
 """
 
 from __future__ import annotations
@@ -234,6 +234,7 @@ def upgrade() -> None:
         sa.Column("thread_message_id", sa.String(length=300), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ended_reason", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["accounts.id"],
@@ -286,10 +287,12 @@ def upgrade() -> None:
         sa.Column("smtp_login", sa.String(length=320), nullable=False),
         sa.Column("smtp_password", sa.Text(), nullable=False),
         sa.Column("bounce_folder", sa.String(length=200), nullable=False),
-        sa.Column("uidvalidity", sa.Integer(), nullable=True),
-        sa.Column("last_uid", sa.Integer(), nullable=False),
+        sa.Column("uidvalidity", sa.BigInteger(), nullable=True),
+        sa.Column("last_uid", sa.BigInteger(), nullable=False),
         sa.Column("last_poll_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("poll_owner", sa.String(length=100), nullable=False),
+        sa.Column("poll_lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"],
@@ -470,11 +473,12 @@ def upgrade() -> None:
         "direct_messages",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
-        sa.Column("mailbox_id", sa.Integer(), nullable=False),
+        sa.Column("mailbox_id", sa.Integer(), nullable=True),
         sa.Column("contact_id", sa.Integer(), nullable=False),
         sa.Column("enrollment_id", sa.Integer(), nullable=True),
         sa.Column("to_address", sa.String(length=320), nullable=False),
         sa.Column("subject", sa.String(length=998), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
         sa.Column("message_id", sa.String(length=300), nullable=False),
         sa.Column("in_reply_to", sa.String(length=300), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
