@@ -49,8 +49,7 @@ from mta_support import (
 
 SINK = "sink.bb.test"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-# Held notices are only released by the flush: no retries (and no churn) while they wait.
-TIMERS = Timers(lifetime="1h", bounce_lifetime="1h", delay_warning="0h", backoff=("1h", "1h"))
+TIMERS = Timers(lifetime="1h", bounce_lifetime="1h", delay_warning="0h")
 
 
 def _until(check: Callable[[], bool], timeout: float, every: float = 0.05) -> float:

@@ -268,6 +268,9 @@ class Postfix:
     def main_cf(self) -> str:
         routes = [f"{d}=bounces:[127.0.0.1]:{p}" for d, p in self.bounce_routes.items()]
         t = self.timers
+        # While held, a notice is not retried for an hour: nothing is in flight when the hold is
+        # lifted (a reload in the middle of deliveries leaves some behind for minutes).
+        backoff = ("1h", "1h") if self.held else t.backoff
         return f"""\
 compatibility_level = 3.6
 queue_directory = {self.spool}
@@ -303,8 +306,8 @@ smtputf8_enable = no
 notify_classes =
 # queue timers of seconds (a test waits for "delayed" and "failed" notices)
 queue_run_delay = 1s
-minimal_backoff_time = {t.backoff[0]}
-maximal_backoff_time = {t.backoff[1]}
+minimal_backoff_time = {backoff[0]}
+maximal_backoff_time = {backoff[1]}
 maximal_queue_lifetime = {t.lifetime}
 bounce_queue_lifetime = {t.bounce_lifetime}
 delay_warning_time = {t.delay_warning}
@@ -379,15 +382,28 @@ default_destination_concurrency_failed_cohort_limit = 1000
 
     # -- queue --
     def hold_bounces(self) -> None:
-        """Keep the notices to the bounce domains in the queue (``defer_transports``)."""
+        """Keep the notices to the bounce domains in the queue (``defer_transports``). Call it
+        while Postfix is idle (a reload restarts its queue manager)."""
         self.held = True
         self.reload()
 
     def release_bounces(self) -> None:
-        """Let them go, all at once (reload, then flush the deferred queue)."""
+        """Let them go, all at once: reload without the hold, then flush the queue. A reload
+        restarts the queue manager: first wait until nothing is being delivered (what is would
+        be left aside for minutes), and flush until the queue moves (a flush reaching the queue
+        manager while it restarts is lost)."""
+        wait_for("Postfix to be idle", lambda: self.queued(("incoming", "active")) == 0, 30)
+        held = self.queued(["deferred"])
         self.held = False
         self.reload()
-        self.flush()
+        deadline = time.monotonic() + 30
+        while held and self.queued(["deferred"]) >= held:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Postfix did not release its queue\n{self.log_tail()}")
+            self.flush()
+            moved = time.monotonic() + 1
+            while time.monotonic() < moved and self.queued(["deferred"]) >= held:
+                time.sleep(0.05)
 
     def flush(self) -> None:
         self._run("postqueue", "-f")
