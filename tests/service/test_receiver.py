@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bounceback.service.db.models import Job, RawBounce
 from bounceback.service.db.session import make_engine, make_sessionmaker
-from bounceback.service.receivers.smtp import BounceReceiver
+from bounceback.service.domain import intake
+from bounceback.service.receivers.smtp import BounceReceiver, GroupWriter, Incoming
 from bounceback.service.settings import Settings
 
 from outbound_support import BOUNCE_DOMAIN, settings
@@ -124,3 +126,73 @@ def test_storage_failure_answers_451(tmp_path: Path) -> None:
             assert reply.decode().startswith("4.3.0")
     finally:
         engine.dispose()
+
+
+def _ndr(number: int) -> bytes:
+    return NDR.replace(b"<ndr-1@", b"<ndr-%d@" % number)
+
+
+def test_messages_waiting_together_share_one_transaction(
+    factory: sessionmaker[Session],
+) -> None:
+    """Group commit: what queued up while the writer was busy goes into one transaction, each
+    message keeping its own row and job; the same bytes twice in a batch are still one row."""
+    writer = GroupWriter(factory)
+    items = [Incoming(_ndr(n), "", VERP) for n in range(20)] + [Incoming(_ndr(3), "", VERP)]
+    futures = [writer.submit(item) for item in items]  # all waiting before the writer starts
+    writer.start()
+    results = [future.result(timeout=30) for future in futures]
+    writer.close()
+    assert (writer.batches, writer.messages) == (1, 21)
+    assert [new for _, new in results] == [True] * 20 + [False]
+    assert results[20][0] == results[3][0]
+    with factory() as session:
+        rows = session.scalars(select(RawBounce)).all()
+        jobs = session.scalars(select(Job).where(Job.kind == "process_bounce")).all()
+    assert sorted(row.raw for row in rows) == sorted(_ndr(n) for n in range(20))
+    assert sorted(job.payload["raw_id"] for job in jobs) == sorted(row.id for row in rows)
+
+
+def test_a_message_that_cannot_be_stored_fails_alone(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure inside a batch rolls the batch back, then every message is tried on its own:
+    only the bad one is refused (451 to its sender), the others are stored."""
+    real_store = intake.store_raw
+
+    def store_raw(session: Session, raw: bytes, **kwargs: str) -> tuple[RawBounce, bool]:
+        if b"poison" in raw:
+            raise RuntimeError("this message cannot be stored")
+        return real_store(session, raw, **kwargs)
+
+    monkeypatch.setattr(intake, "store_raw", store_raw)
+    writer = GroupWriter(factory)
+    good = [writer.submit(Incoming(_ndr(n), "", VERP)) for n in range(5)]
+    bad = writer.submit(Incoming(NDR + b"poison\r\n", "", VERP))
+    writer.start()
+    assert all(future.result(timeout=30)[1] for future in good)
+    with pytest.raises(RuntimeError, match="cannot be stored"):
+        bad.result(timeout=30)
+    writer.close()
+    assert writer.messages == 5
+    with factory() as session:
+        assert len(session.scalars(select(RawBounce)).all()) == 5
+
+
+def test_a_burst_over_many_connections_is_stored_once_each(
+    receiver: BounceReceiver, factory: sessionmaker[Session]
+) -> None:
+    def send(number: int) -> int:
+        with _client(receiver) as client:
+            client.mail("")
+            client.rcpt(VERP)
+            code, _ = client.data(_ndr(number))
+            return code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        codes = list(pool.map(send, range(100)))
+    assert codes == [250] * 100
+    with factory() as session:
+        raws = session.scalars(select(RawBounce.raw)).all()
+    assert sorted(raws) == sorted(_ndr(n) for n in range(100))
+    assert receiver.writer.messages == 100

@@ -8,12 +8,24 @@ Parsing, matching and policy happen afterwards, in the worker.
 
 The bytes are stored exactly as received (no Received: header added), so the same NDR sent
 twice is one stored message.
+
+Group commit: a commit waits for the disk (an fsync on PostgreSQL), so one transaction per
+message caps a receiver at a few hundred messages a second however many connections deliver to
+it. Messages that arrive while a commit is in progress are stored together in the next one
+(``GroupWriter``), and each connection gets its 250 once the transaction holding its message has
+committed. At low load a batch is one message and nothing waits; under a burst the batches grow
+by themselves. A batch that fails is retried one message at a time, so a bad message costs only
+its own 451.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -30,14 +42,107 @@ log = logging.getLogger(__name__)
 SOURCE = "smtp"
 MAX_RECIPIENTS = 100  # a bounce has one; a few more is an MTA batching, many is abuse
 TIMEOUT = 300.0  # seconds of silence before the connection is closed (RFC 5321 4.5.3.2)
+MAX_BATCH = 200  # messages in one transaction; bounds a batch's memory and its retry cost
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One received message waiting for its transaction."""
+
+    raw: bytes
+    envelope_from: str
+    envelope_to: str
+    stored: Future[tuple[int, bool]] = field(default_factory=Future, compare=False)
+
+
+class GroupWriter:
+    """One thread storing received messages, as many per transaction as have queued up."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+        self._queue: queue.SimpleQueue[Incoming | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="bounce-writer", daemon=True)
+        self.batches = 0  # transactions committed, and the messages they held (for the log)
+        self.messages = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, item: Incoming) -> Future[tuple[int, bool]]:
+        """Queue a message; the future gives ``(raw_id, new)`` once it is committed."""
+        self._queue.put(item)
+        return item.stored
+
+    def close(self) -> None:
+        """Store what is queued, then stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            batch, closing = self._next_batch()
+            if batch:
+                self._store(batch)
+            if closing:
+                return
+
+    def _next_batch(self) -> tuple[list[Incoming], bool]:
+        """Block for one message, then take whatever else is already waiting."""
+        batch: list[Incoming] = []
+        item = self._queue.get()
+        while item is not None:
+            # A connection that closed while its message waited has cancelled the future; the
+            # sender had no 250 and will send again. From here on a future cannot be cancelled.
+            if item.stored.set_running_or_notify_cancel():
+                batch.append(item)
+            if len(batch) == MAX_BATCH:
+                return batch, False
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+        return batch, True
+
+    def _store(self, batch: list[Incoming]) -> None:
+        try:
+            results = self._store_together(batch)
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].stored.set_exception(error)
+                return
+            log.warning("storing %d messages together failed; one at a time", len(batch))
+            for item in batch:
+                self._store([item])
+            return
+        self.batches += 1
+        self.messages += len(batch)
+        if len(batch) > 1:
+            log.debug("stored %d messages in one transaction", len(batch))
+        for item, result in zip(batch, results, strict=True):
+            item.stored.set_result(result)
+
+    def _store_together(self, batch: list[Incoming]) -> list[tuple[int, bool]]:
+        results = []
+        with transaction(self.factory) as session:
+            for item in batch:
+                row, new = intake.store_raw(
+                    session,
+                    item.raw,
+                    source=SOURCE,
+                    envelope_from=item.envelope_from,
+                    envelope_to=item.envelope_to,
+                )
+                results.append((row.id, new))
+        return results
 
 
 class BounceHandler:
     """aiosmtpd hooks: RCPT (which addresses are ours) and DATA (store, then answer)."""
 
-    def __init__(self, settings: Settings, factory: sessionmaker[Session]) -> None:
+    def __init__(self, settings: Settings, writer: GroupWriter) -> None:
         self.settings = settings
-        self.factory = factory
+        self.writer = writer
         self.domains = frozenset(d.strip().lower() for d in settings.bounce_domains)
 
     async def handle_RCPT(
@@ -60,27 +165,20 @@ class BounceHandler:
         raw = envelope.original_content or b""
         if len(raw) > self.settings.max_message_bytes:
             return "552 5.3.4 Message too big for this system"
-        loop = asyncio.get_running_loop()
-        try:  # the database is blocking: keep the event loop free for other connections
-            raw_id, new = await loop.run_in_executor(None, self._store, envelope, raw)
+        item = Incoming(
+            raw,
+            _null_is_empty(envelope.mail_from),
+            # One message, one row: the first recipient names the delivery (a bounce has one
+            # recipient; an MTA batching several would send the same bytes for each anyway).
+            envelope.rcpt_tos[0] if envelope.rcpt_tos else "",
+        )
+        try:  # the writer thread commits it; the event loop serves other connections meanwhile
+            raw_id, new = await asyncio.wrap_future(self.writer.submit(item))
         except Exception:
             log.exception("could not store a message from %s", session.peer)
             return "451 4.3.0 Could not store the message; please try again later"
         log.info("stored bounce %s from %s (%s)", raw_id, session.peer, "new" if new else "dupe")
         return f"250 2.0.0 OK: stored as {raw_id}"
-
-    def _store(self, envelope: Envelope, raw: bytes) -> tuple[int, bool]:
-        # One message, one row: the first recipient names the delivery (a bounce has one
-        # recipient; an MTA batching several would send the same bytes for each anyway).
-        with transaction(self.factory) as session:
-            row, new = intake.store_raw(
-                session,
-                raw,
-                source=SOURCE,
-                envelope_from=_null_is_empty(envelope.mail_from),
-                envelope_to=envelope.rcpt_tos[0] if envelope.rcpt_tos else "",
-            )
-            return row.id, new
 
 
 def _null_is_empty(address: str | None) -> str:
@@ -110,7 +208,8 @@ class BounceReceiver:
         host: str | None = None,
         port: int | None = None,
     ) -> None:
-        self.handler = BounceHandler(settings, factory)
+        self.writer = GroupWriter(factory)
+        self.handler = BounceHandler(settings, self.writer)
         options: dict[str, Any] = {
             "data_size_limit": settings.max_message_bytes,
             "timeout": TIMEOUT,
@@ -133,7 +232,9 @@ class BounceReceiver:
         return int(self._controller.port)
 
     def start(self) -> None:
+        self.writer.start()
         self._controller.start()
 
     def stop(self) -> None:
         self._controller.stop()
+        self.writer.close()
