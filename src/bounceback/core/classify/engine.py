@@ -5,7 +5,9 @@ Precedence, written down once (first step that gives an answer wins):
 1. ``hint``: the detector knows what its format means (ARF, auto-reply, a provider's fixed text).
 2. ``delivered``: a success action or a 2.x.x status.
 3. ``provider``: rules for the remote host's provider (its codes may mean something narrower).
-4. ``status-decisive``: an enhanced status code that names one cause precisely (5.1.1, 5.2.2).
+4. ``status-decisive``: an enhanced status code that names one cause precisely (5.1.1, 5.2.2),
+   unless the diagnostic is a local program's output ("x-unix"), whose code is only a mapped
+   exit status.
 5. ``phrase``: the server's response text against the phrase table (ordered, first match); a
    weak phrase ("access denied") gives way to step 6 when the refused command is known.
 6. ``command``: the SMTP command the failure answered (MAIL FROM refused: the sender; refused
@@ -117,7 +119,10 @@ def _decide(facts: Facts, text: str) -> Decision:
     if found:
         return found
     status_rule = _status_rule(facts.status)
-    if status_rule is not None and status_rule.decisive:
+    # An "x-unix" diagnostic is a local delivery program's own output; its status code is only
+    # the MTA's reading of the program's exit status (sysexits EX_NOUSER becomes 5.1.1), so what
+    # the program said is read first.
+    if status_rule is not None and status_rule.decisive and facts.diagnostic_type != "x-unix":
         return Decision(status_rule.reason, status_rule.id, facts.status)
     found = _phrase(text)
     if found and not (found.rule_id in _WEAK_IDS and facts.smtp_command in _COMMAND_RULES):

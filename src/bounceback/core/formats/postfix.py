@@ -53,6 +53,7 @@ _REPORT_FIELD = re.compile(
 _COMMAND_FAILED = re.compile(
     r"^(?:temporary|permanent) failure\.?$|^command died with|^command time limit exceeded", re.I
 )
+_REPORT_UNAVAILABLE = re.compile(r"^\s*-+ delivery report unavailable -+\s*$", re.I | re.M)
 _TRANSCRIPT = re.compile(r"^transcript of session follows", re.I | re.M)
 _SESSION_LINE = re.compile(r"^ ?(In|Out):\s+(.*)$")
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n|\n--")
@@ -77,7 +78,28 @@ def detect(mail: Mail) -> list[Facts] | None:
         facts(a, _mta.unfold(p), action=action, remote_mta=_mta.remote_host(p))
         for a, p in paragraphs.values()
     ]
+    if not found and _REPORT_UNAVAILABLE.search(text):
+        found = _from_returned(mail, action)
     return found or None
+
+
+def _from_returned(mail: Mail, action: Action) -> list[Facts]:
+    """A notice that reads "--- Delivery report unavailable ---": bounce(8) could not read the
+    message's delivery log, so it names neither recipient nor cause. It still returns the
+    message, whose recipients are the best account of who was not reached (as the sendmail_v5
+    detector does for a host verdict); the cause stays undetermined."""
+    headers = mail.original_headers()
+    found = addr.find_addresses(" ".join(headers.get_all("To") + headers.get_all("Cc")))
+    return [
+        facts(
+            a,
+            "",
+            action=action,
+            reason_hint=Reason.UNDETERMINED,
+            hint_rule="postfix.report-unavailable",
+        )
+        for a in found
+    ]
 
 
 def _paragraphs(text: str) -> dict[str, tuple[str, str]]:

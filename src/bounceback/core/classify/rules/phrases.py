@@ -48,7 +48,7 @@ PHRASE_RULES: tuple[P, ...] = (
         R.REQUIRE_PTR,
         r"reverse dns|reverse (?:dns )?lookup|\bptr\b|ip name lookup failed|no rdns|\brdns\b|"
         r"cannot find your hostname|client host rejected: cannot find|"
-        r"does not have (?:a )?(?:valid )?(?:ptr|reverse)|may not be mail exchanger|"
+        r"does not have (?:a )?(?:valid )?(?:ptr|reverse)|"
         r"(?:unresolvable|unknown) (?:client )?host ?name|hostname (?:does not|doesn't) resolve|"
         r"not resolve to your ip|host name lookup failed|invalid host ?name",
     ),
@@ -97,6 +97,13 @@ PHRASE_RULES: tuple[P, ...] = (
         r"not listed in (?:the )?(?:domino directory|public name (?:&|and) address book)",
     ),
     # --- blocked: the sending IP or host ------------------------------------------------------
+    # "450 4.7.1 <c135.example.ne.jp[192.0.2.56]>: Client host rejected: may not be mail
+    # exchanger": the connecting host has a name, but one the receiver does not take for a mail
+    # server (a dial-up or dynamic range); it is the host that is refused, not its PTR record.
+    P("blocked.not-mail-exchanger", R.BLOCKED, r"may not be (?:a )?mail exchanger"),
+    # "554 mx.example.com ESMTP not accepting connections" (the greeting): the server answered,
+    # so the domain does receive mail; it is this client's connection that is refused.
+    P("blocked.not-accepting-connections", R.BLOCKED, r"not accepting connections"),
     # "521-5.7.1 Service unavailable; client [203.0.113.225] blocked using dnsbl.sorbs.net";
     # "553 http://www.spamhaus.org/query/bl?ip=192.0.2.222"
     P(
@@ -256,6 +263,15 @@ PHRASE_RULES: tuple[P, ...] = (
     # whose "address rejected" would take it).
     P("system.internal-system-error", R.SYSTEM_ERROR, r"internal system error"),
     # --- user_unknown ---------------------------------------------------------------------------
+    # Postfix local(8): "user unknown. Command output: procmail: Couldn't create
+    # '/var/spool/mail/neko'" (procmail quotes the path with double quotes): the delivery
+    # program could not create the mailbox file it delivers into, so it is the program that
+    # failed, whatever exit status the MTA made of it.
+    P(
+        "mailer.cannot-create-file",
+        R.MAILER_ERROR,
+        r"(?:couldn'?t|could not|cannot|can'?t) create [\"']?/",
+    ),
     # "550 5.1.1 <a@b>... User Unknown"; "550 Unknown user a@b"; "No such user"; "550
     # <a@b>: Recipient address rejected." (nothing after it: the address itself was refused)
     P(
@@ -303,11 +319,11 @@ PHRASE_RULES: tuple[P, ...] = (
     # dma: "DNS lookup failure: host cx.example.org not found"
     P("host.named-host-not-found", R.HOST_UNKNOWN, r"dns lookup failure: host \S+ not found"),
     # --- not_accepting ------------------------------------------------------------------------
-    # "550 Host does not accept mail"; "554 ... ESMTP not accepting connections"
+    # "550 Host does not accept mail"
     P(
         "notaccept.host",
         R.NOT_ACCEPTING,
-        r"does not accept (?:any )?mail|not accepting (?:mail|connections|messages)|null mx|"
+        r"does not accept (?:any )?mail|not accepting (?:mail|messages)|null mx|"
         r"accepts no mail|no mail accepted",
     ),
     # Exim: "an MX or SRV record indicated no SMTP service" (a null MX, RFC 7505)
