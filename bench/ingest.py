@@ -12,7 +12,8 @@ every notice is stored, and until every one is processed into bounce events (end
 Needs Postfix (apt-get install postfix), root (Postfix's master runs as root) and PostgreSQL
 (a scratch database is created and dropped).
 
-usage: python bench/ingest.py [--count 10000] [--workers 2] [--concurrency 20] [--postgres URL]
+usage: python bench/ingest.py [--count 10000] [--workers 2] [--threads 4] [--concurrency 20]
+                             [--workers-after-drain] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ def run(args: argparse.Namespace, db_url: str, scratch: Path) -> None:
     sink = Sink()
     sink_server = start_smtp(sink, name="sink.bb.test")
     receiver = Bounceback(db_url, scratch, roles=("smtp",), name="receiver")
+    threads = {"BOUNCEBACK_WORKER_THREADS": str(args.threads)}
     workers = [
-        Bounceback(db_url, scratch, roles=("worker",), name=f"worker{i}")
+        Bounceback(db_url, scratch, roles=("worker",), name=f"worker{i}", env=threads)
         for i in range(args.workers)
     ]
     postfix = Postfix(
@@ -142,7 +144,7 @@ def run(args: argparse.Namespace, db_url: str, scratch: Path) -> None:
         sink_drain = time.monotonic() - released
         print(f"  Postfix drained {count} notices in {sink_drain:.2f}s")
 
-        print(f"bounceback (receiver + {args.workers} workers, PostgreSQL):")
+        print(f"bounceback (receiver + {args.workers}x{args.threads} workers, PostgreSQL):")
         released = _hold_and_release(postfix, lambda: relay_all(postfix.port, messages, 8), count)
         if args.workers_after_drain:
             _until(lambda: postfix.queued() == 0, 1800)
@@ -172,6 +174,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--count", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    ap.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     ap.add_argument("--concurrency", type=int, default=20, help="Postfix's connections per server")
     ap.add_argument(
         "--workers-after-drain",

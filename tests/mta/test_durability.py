@@ -148,8 +148,11 @@ def test_worker_killed_mid_processing(
     remote_mx: RemoteMX,
 ) -> None:
     receiver = run_bounceback(db_url, roles=("smtp",), name="receiver")
-    worker = run_bounceback(
-        db_url, roles=("worker",), name="worker", env={"BOUNCEBACK_JOB_LEASE_SECONDS": "2"}
+    worker = run_bounceback(  # two worker threads: what a kill leaves behind is several jobs
+        db_url,
+        roles=("worker",),
+        name="worker",
+        env={"BOUNCEBACK_JOB_LEASE_SECONDS": "2", "BOUNCEBACK_WORKER_THREADS": "2"},
     )
     postfix = start_postfix({BOUNCE_DOMAIN: receiver.smtp_port}, timers=TIMERS)
     receiver.start()

@@ -25,6 +25,10 @@ def test_settings_from_environment_and_defaults() -> None:
         load({"BOUNCEBACK_HTTP_PORT": "eighty"})
     with pytest.raises(SettingsError, match="ROLES"):
         load({"BOUNCEBACK_ROLES": "api,mailer"})
+    assert settings.worker_threads == 1
+    assert load({"BOUNCEBACK_WORKER_THREADS": "4"}).worker_threads == 4
+    with pytest.raises(SettingsError, match="WORKER_THREADS"):
+        load({"BOUNCEBACK_WORKER_THREADS": "0"})
 
 
 def test_schema_is_migrated(db_url: str) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,6 +64,19 @@ def enqueue(
             session.add(job)
     except IntegrityError:  # another process enqueued the same key at the same moment
         pass
+
+
+def enqueue_new(
+    session: Session,
+    kind: str,
+    jobs: list[tuple[dict[str, Any], str]],
+    run_at: datetime | None = None,
+) -> None:
+    """Add jobs ``(payload, key)`` in one statement. Only for keys that cannot exist yet (made
+    from rows inserted in this transaction): a key that does fails the whole transaction."""
+    when = run_at or utcnow()
+    rows = [{"kind": kind, "payload": p, "key": key, "run_at": when} for p, key in jobs]
+    session.execute(insert(Job), rows)
 
 
 def worker_id() -> str:

@@ -76,9 +76,10 @@ def serve(settings: Settings, out: TextIO = sys.stdout) -> int:
     if "worker" in settings.roles:
         from bounceback.service.worker import Worker  # noqa: PLC0415
 
-        worker = Worker(settings, factory)
-        worker.start()
-        stoppers.append(worker.stop)
+        for _ in range(settings.worker_threads):
+            worker = Worker(settings, factory)
+            worker.start()
+            stoppers.append(worker.stop)
         from bounceback.service.receivers.imap import InboxPoller  # noqa: PLC0415
 
         poller = InboxPoller(settings, factory)  # users' connected mailboxes (IMAP)

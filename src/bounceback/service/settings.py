@@ -52,6 +52,9 @@ class Settings:
     # Which parts run in this process: any of api, smtp, worker.
     roles: tuple[str, ...] = ("api", "smtp", "worker")
     worker_poll_seconds: float = 1.0
+    # Worker threads per process. A job mostly waits for the database, so on PostgreSQL a few
+    # threads per process multiply its throughput; on SQLite (one writer at a time) keep 1.
+    worker_threads: int = 1
     # How long a worker holds a job; a worker that dies mid-job leaves it to others after this.
     # Longer than any job takes (sending one message through a slow relay included).
     job_lease_seconds: float = 300.0
@@ -81,7 +84,7 @@ class Settings:
 
 
 _TUPLES = {"bounce_domains", "sending_ips", "roles", "dns_servers"}
-_INTS = {"http_port", "smtp_port", "max_message_bytes", "max_upload_bytes"}
+_INTS = {"http_port", "smtp_port", "max_message_bytes", "max_upload_bytes", "worker_threads"}
 _FLOATS = {"worker_poll_seconds", "job_lease_seconds"}
 
 
@@ -119,6 +122,8 @@ def load(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
     if unknown:
         raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
     settings = Settings(**{k: _convert(k, v) for k, v in values.items()})
+    if not 1 <= settings.worker_threads <= 64:
+        raise SettingsError("BOUNCEBACK_WORKER_THREADS: between 1 and 64")
     bad_roles = set(settings.roles) - {"api", "smtp", "worker"}
     if bad_roles:
         raise SettingsError(f"BOUNCEBACK_ROLES: unknown roles {sorted(bad_roles)}")

@@ -10,10 +10,11 @@ idempotent), and lets ``effects`` apply the account's policy.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import formatdate, make_msgid
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,10 +51,7 @@ def store_raw(
 ) -> tuple[RawBounce, bool]:
     """Keep the message (idempotent by content hash) and enqueue its processing in the same
     transaction. Returns the row and whether it is new. Commit before acknowledging receipt."""
-    # Idempotency is per sender: the same bytes posted by two accounts are two messages (and
-    # one account's post never reveals that another sent the same).
-    scope = f"account:{account_id}\n".encode() if account_id is not None else b""
-    digest = hashlib.sha256(scope + raw).hexdigest()
+    digest = _digest(raw, account_id)
     existing = session.scalar(select(RawBounce).where(RawBounce.sha256 == digest))
     if existing is not None:
         return existing, False
@@ -75,6 +73,55 @@ def store_raw(
         return again, False
     jobs.enqueue(session, PROCESS, {"raw_id": row.id}, key=f"raw:{row.id}")
     return row, True
+
+
+def _digest(raw: bytes, account_id: int | None) -> str:
+    # Idempotency is per sender: the same bytes posted by two accounts are two messages (and
+    # one account's post never reveals that another sent the same).
+    scope = f"account:{account_id}\n".encode() if account_id is not None else b""
+    return hashlib.sha256(scope + raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class Arriving:
+    """A message received by a server of ours (no account yet: matching finds it)."""
+
+    raw: bytes
+    source: str
+    envelope_from: str = ""
+    envelope_to: str = ""
+
+
+def store_many(session: Session, messages: Sequence[Arriving]) -> list[tuple[int, bool]]:
+    """``store_raw`` for several messages at once, in three statements whatever their number
+    (the SMTP receiver's group commit): ``(raw_id, new)`` for each, in order. The same bytes
+    twice are one row. An ``IntegrityError`` means another process stored one of them at the
+    same moment: roll back and store them one at a time with ``store_raw``."""
+    digests = [_digest(message.raw, None) for message in messages]
+    known = select(RawBounce.sha256, RawBounce.id).where(RawBounce.sha256.in_(set(digests)))
+    ids: dict[str, int] = dict(session.execute(known).all())
+    first: dict[str, int] = {}  # each digest not stored yet, and the first message carrying it
+    for index, digest in enumerate(digests):
+        if digest not in ids:
+            first.setdefault(digest, index)
+    if first:
+        rows = [_raw_row(digest, messages[index]) for digest, index in first.items()]
+        statement = insert(RawBounce).returning(RawBounce.id, sort_by_parameter_order=True)
+        new_ids = session.scalars(statement, rows).all()
+        ids.update(zip(first, new_ids, strict=True))
+        jobs.enqueue_new(session, PROCESS, [({"raw_id": i}, f"raw:{i}") for i in new_ids])
+    return [(ids[digest], first.get(digest) == index) for index, digest in enumerate(digests)]
+
+
+def _raw_row(digest: str, message: Arriving) -> dict[str, object]:
+    return {
+        "sha256": digest,
+        "source": message.source,
+        "envelope_from": message.envelope_from[:320],
+        "envelope_to": message.envelope_to[:320],
+        "raw": message.raw,
+        "account_id": None,
+    }
 
 
 def process(factory: sessionmaker[Session], raw_id: int, settings: Settings) -> RawStatus:
