@@ -392,7 +392,8 @@ def _decode_base64(body: bytes, problems: list[Problem]) -> bytes:
         return body
 
 
-_TAG = re.compile(r"<[^<>]{0,2000}>")
+# A tag: "<", at most this many characters that are neither "<" nor ">", then ">".
+_MAX_TAG = 2000
 _BREAK = re.compile(r"<br\s{0,10}/?>|</(?:p|div|tr|li|h\d)>", re.I)
 # Runs of blanks (and lone tabs) become one space; a lone space is left alone, which is the
 # same result with far fewer replacements.
@@ -403,10 +404,28 @@ _ENTITY = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"',
 def html_to_text(html: str) -> str:
     """Enough HTML to text for rules to read a diagnostic: tags become spaces or line breaks."""
     text = _BREAK.sub("\n", _drop_scripts(html))
-    text = _TAG.sub(" ", text)
+    text = _strip_tags(text)
     for entity, char in _ENTITY.items():
         text = text.replace(entity, char)
     return _BLANKS.sub(" ", text)
+
+
+def _strip_tags(html: str) -> str:
+    """Each tag becomes one space: the same as substituting ``<[^<>]{0,2000}>``, about twice
+    as fast on real HTML, whose tags are long (the pattern tests every character of a tag
+    against a character set). Cut at each "<", a piece is a tag up to its first ">" when that
+    comes within _MAX_TAG characters; else the "<" was no tag and stays."""
+    pieces = html.split("<")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        end = piece.find(">", 0, _MAX_TAG + 1)
+        if end >= 0:
+            out.append(" ")
+            out.append(piece[end + 1 :])
+        else:
+            out.append("<")
+            out.append(piece)
+    return "".join(out)
 
 
 _SCRIPT_OR_STYLE = re.compile("<script|<style")
