@@ -101,6 +101,10 @@ class Mail:
         return " ".join(self.headers.get_all("Received"))
 
     @lazy
+    def received_lower(self) -> str:
+        return self.received.lower()
+
+    @lazy
     def content_type(self) -> str:
         return self.root.content_type
 
@@ -185,6 +189,10 @@ class Mail:
     def notice(self) -> str:
         """:attr:`text` up to the start of an inline copy of the original message."""
         return self._split[0]
+
+    @lazy
+    def notice_lower(self) -> str:
+        return self.notice.lower()
 
     @lazy
     def inline_original(self) -> str:
