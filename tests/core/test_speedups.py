@@ -182,3 +182,36 @@ def test_split_and_join_collapses_whitespace_as_the_substitution_did(text: str) 
     collapsed = re.sub(r"\s+", " ", text).strip()
     assert _common.squash(text) == collapsed
     assert engine.normalize(text) == collapsed.lower()
+
+
+def test_tags_are_stripped_as_the_substitution_did() -> None:
+    plain = re.compile(r"<[^<>]{0,2000}>")
+    cases = ["<" + "a" * 2000 + ">x", "<" + "a" * 2001 + ">x", "a<<b>>c", "<a" + "<" * 3 + "b>"]
+    for text in cases:
+        assert mime._strip_tags(text) == plain.sub(" ", text), text
+    for length in range(8):
+        for chars in itertools.product("<>a ", repeat=length):
+            text = "".join(chars)
+            assert mime._strip_tags(text) == plain.sub(" ", text), text
+
+
+def test_header_values_come_out_stripped_as_str_strip_did() -> None:
+    plain = re.compile(r"^([!-9;-~]{1,128}):(.*)$", re.M)
+    for length in range(7):
+        for chars in itertools.product("a: \t\xa0\x0c\n", repeat=length):
+            text = "".join(chars)
+            expected = [(name, value.strip()) for name, value in plain.findall(text)]
+            assert mime._FIELD_LINE.findall(text) == expected, repr(text)
+
+
+@_RELAXED
+@given(st.lists(st.sampled_from(_WORDS), max_size=40))
+def test_the_needle_search_finds_what_a_lookahead_at_every_position_finds(
+    words: list[str],
+) -> None:
+    prefilter = engine._PHRASE_FILTER
+    scan = prefilter._scan
+    assert scan is not None
+    text = " ".join(words)
+    everywhere = re.compile(f"(?=({scan.pattern}))")
+    assert prefilter._found(scan, text) == {m.group(1) for m in everywhere.finditer(text)}

@@ -101,6 +101,10 @@ class Mail:
         return " ".join(self.headers.get_all("Received"))
 
     @lazy
+    def received_lower(self) -> str:
+        return self.received.lower()
+
+    @lazy
     def content_type(self) -> str:
         return self.root.content_type
 
@@ -187,6 +191,10 @@ class Mail:
         return self._split[0]
 
     @lazy
+    def notice_lower(self) -> str:
+        return self.notice.lower()
+
+    @lazy
     def inline_original(self) -> str:
         """The inline copy of the original message after a marker line, if any."""
         return self._split[1]
@@ -210,12 +218,13 @@ def split_original(text: str, lower: str = "") -> tuple[str, str]:
     """Split a notice at the first known marker of an inline original message. ``lower`` is
     ``text.lower()`` when the caller has it already."""
     lower = lower or text.lower()
-    best = -1
+    best = len(lower)  # none found yet
     for marker in _MARKERS if "---" in lower else _UNDASHED:
-        pos = lower.find(marker)
-        if pos >= 0 and (best < 0 or pos < best):
+        # Only a marker that starts before the best so far matters: the search ends there.
+        pos = lower.find(marker, 0, best + len(marker) - 1)
+        if pos >= 0:
             best = pos
-    if best < 0:
+    if best == len(lower):
         return text, ""
     line_end = text.find("\n", best)
     rest = text[line_end + 1 :] if line_end >= 0 else ""

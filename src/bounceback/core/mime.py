@@ -125,10 +125,15 @@ class Headers:
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
         self._items = items
-        # The first value of each name is what nearly every reader asks for: indexed at once
-        # (reversed, so that an earlier occurrence overwrites a later one). All the values of a
-        # name are asked for rarely (Received), and found by a scan then.
-        self._first = {name.lower(): value for name, value in reversed(items)}
+        # The first value of each name is what nearly every reader asks for: indexed at once.
+        # All the values of a name are asked for rarely (Received), and found by a scan then.
+        # (A plain loop: faster than a comprehension over reversed items that overwrites.)
+        first: dict[str, str] = {}
+        for name, value in items:
+            key = name.lower()
+            if key not in first:
+                first[key] = value
+        self._first = first
 
     def get(self, name: str, default: str = "") -> str:
         return self._first.get(name.lower(), default)
@@ -151,7 +156,10 @@ class Headers:
 
 _FOLD = re.compile(r"\n[ \t]+")
 # One header line: an RFC 5322 field name (printable US-ASCII but the colon), a colon, the value.
-_FIELD_LINE = re.compile(r"^([!-9;-~]{1,128}):(.*)$", re.M)
+# The value comes out stripped, with no str.strip() per field: the blanks after the colon are
+# skipped and it ends at the last non-blank character of the line (\s and str.strip() agree on
+# what is blank; [^\S\n] is a blank that is not the line break). An all-blank value gives "".
+_FIELD_LINE = re.compile(r"^([!-9;-~]{1,128}):[^\S\n]*(.*\S)?", re.M)
 
 
 def parse_header_block(block: bytes, problems: list[Problem] | None = None) -> Headers:
@@ -161,7 +169,9 @@ def parse_header_block(block: bytes, problems: list[Problem] | None = None) -> H
     ``name: value`` (an mbox "From " line, junk) are skipped.
     """
     text = _FOLD.sub(" ", _decode_header_bytes(block))
-    items = [(name, value.strip()[:MAX_HEADER_VALUE]) for name, value in _FIELD_LINE.findall(text)]
+    items: list[tuple[str, str]] = _FIELD_LINE.findall(text)
+    if len(text) > MAX_HEADER_VALUE:  # only then can a value be over the limit
+        items = [(name, value[:MAX_HEADER_VALUE]) for name, value in items]
     if len(items) > MAX_HEADERS:
         if problems is not None:
             problems.append(Problem("mime.too_many_headers", f"over {MAX_HEADERS} headers"))
@@ -382,7 +392,8 @@ def _decode_base64(body: bytes, problems: list[Problem]) -> bytes:
         return body
 
 
-_TAG = re.compile(r"<[^<>]{0,2000}>")
+# A tag: "<", at most this many characters that are neither "<" nor ">", then ">".
+_MAX_TAG = 2000
 _BREAK = re.compile(r"<br\s{0,10}/?>|</(?:p|div|tr|li|h\d)>", re.I)
 # Runs of blanks (and lone tabs) become one space; a lone space is left alone, which is the
 # same result with far fewer replacements.
@@ -393,10 +404,28 @@ _ENTITY = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"',
 def html_to_text(html: str) -> str:
     """Enough HTML to text for rules to read a diagnostic: tags become spaces or line breaks."""
     text = _BREAK.sub("\n", _drop_scripts(html))
-    text = _TAG.sub(" ", text)
+    text = _strip_tags(text)
     for entity, char in _ENTITY.items():
         text = text.replace(entity, char)
     return _BLANKS.sub(" ", text)
+
+
+def _strip_tags(html: str) -> str:
+    """Each tag becomes one space: the same as substituting ``<[^<>]{0,2000}>``, about twice
+    as fast on real HTML, whose tags are long (the pattern tests every character of a tag
+    against a character set). Cut at each "<", a piece is a tag up to its first ">" when that
+    comes within _MAX_TAG characters; else the "<" was no tag and stays."""
+    pieces = html.split("<")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        end = piece.find(">", 0, _MAX_TAG + 1)
+        if end >= 0:
+            out.append(" ")
+            out.append(piece[end + 1 :])
+        else:
+            out.append("<")
+            out.append(piece)
+    return "".join(out)
 
 
 _SCRIPT_OR_STYLE = re.compile("<script|<style")

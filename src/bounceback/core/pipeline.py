@@ -164,11 +164,13 @@ def _kind(results: tuple[RecipientResult, ...]) -> Kind:
 def _original(mail: Mail) -> Original:
     headers = mail.original_headers()
     own = tuple(
-        (name, value)
-        for name, value in headers.items()
-        # The first letter rules out most names before the full test.
-        if name[:1] in _OWN_HEADER_INITIALS and name.lower().startswith(_OWN_HEADER_PREFIXES)
-    )[:50]
+        [  # a list comprehension: cheaper than tuple() over a generator
+            (name, value)
+            for name, value in headers.items()
+            # The first letter rules out most names before the full test.
+            if name[:1] in _OWN_HEADER_INITIALS and name.lower().startswith(_OWN_HEADER_PREFIXES)
+        ][:50]
+    )
     return Original(
         message_id=headers.get("Message-ID").strip(),
         from_=decode_words(headers.get("From")).strip(),

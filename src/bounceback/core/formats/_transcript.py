@@ -136,9 +136,10 @@ def _comparable(text: str) -> str:
     return _ADDRESS.sub("<>", squash(text).lower())
 
 
-def section(text: str) -> str:
-    """The transcript part of a notice: from the marker line to the next "-----" line."""
-    lower = text.lower()
+def section(text: str, lower: str = "") -> str:
+    """The transcript part of a notice: from the marker line to the next "-----" line.
+    ``lower`` is ``text.lower()`` when the caller has it already."""
+    lower = lower or text.lower()
     start = lower.find(MARKER)
     if start < 0:
         return ""

@@ -52,7 +52,7 @@ def _is_exchange(mail: Mail) -> bool:
     if "X-MS-Embedded-Report" in mail.headers or _MAILER.search(mail.header("X-Mailer")):
         return True
     # Every pattern's alternative names "internet mail service (" or "exchange".
-    if not may_contain(mail.received, ("internet mail service (", "exchange")):
+    if not may_contain(mail.received, ("internet mail service (", "exchange"), mail.received_lower):
         return False
     return any(_MAILER.search(value) for value in mail.headers.get_all("Received"))
 

@@ -101,7 +101,7 @@ def _looks_like_exim(mail: Mail) -> bool:
         "mailer-daemon" in mail.sender_lower
         or mail.header("X-Failed-Recipients")
         or _DELAY_SUBJECT.search(mail.subject)
-        or "exim" in mail.received.lower()
+        or "exim" in mail.received_lower
     ):
         return False
     # Most daemon notices are not Exim's: a plain search for the signature's words first.

@@ -68,8 +68,7 @@ def detect(mail: Mail) -> list[Facts] | None:
 def _is_ezweb(mail: Mail) -> bool:
     if "ezweb.ne.jp" not in mail.sender_lower:
         return False
-    received = " ".join(mail.headers.get_all("Received")).lower()
-    return "ezweb" in received or mail.subject_lower.startswith("mail system error")
+    return "ezweb" in mail.received_lower or mail.subject_lower.startswith("mail system error")
 
 
 def _transcripts(notice: str) -> list[Facts]:

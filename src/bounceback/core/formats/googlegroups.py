@@ -33,7 +33,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     if not failed or not _SENDER.search(mail.sender):
         return None
     text = mail.notice
-    if _SIGNATURE not in text.lower() or "Google Groups" not in text:
+    if _SIGNATURE not in mail.notice_lower or "Google Groups" not in text:
         return None
     found: list[Facts] = []
     for address in addr.find_addresses(failed):

@@ -38,7 +38,7 @@ def detect(mail: Mail) -> list[Facts] | None:
         or _SIGNATURE.search(mail.content_type)
         or (
             "interscan messaging security suite" in mail.text_lower
-            and "interscan messaging security suite" in mail.notice.lower()
+            and "interscan messaging security suite" in mail.notice_lower
         )
     ):
         return None

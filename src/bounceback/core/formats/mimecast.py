@@ -42,9 +42,11 @@ def detect(mail: Mail) -> list[Facts] | None:
 
 
 def _is_mimecast(mail: Mail) -> bool:
-    mimecast = any(name.lower().startswith("x-mimecast") for name, _ in mail.headers.items())
-    received = " ".join(mail.headers.get_all("Received")).lower()
-    if not (mimecast or "mimecast.com" in received):
+    # The Received lines first: the scan of every header name runs only when they say nothing.
+    if not (
+        "mimecast.com" in mail.received_lower
+        or any(name.lower().startswith("x-mimecast") for name, _ in mail.headers.items())
+    ):
         return False
     text = mail.text
     return _PROBLEM in text and "could not be delivered" in text

@@ -79,7 +79,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     if not (
         "mailer-daemon" in mail.sender_lower
         or "failure notice" in mail.subject_lower
-        or "qmail" in mail.received.lower()
+        or "qmail" in mail.received_lower
     ):
         return None
     # Most daemon notices are not qmail's: a plain search for the signature's words first.

@@ -48,7 +48,7 @@ _WORD = re.compile(r"[A-Za-z]{2,}")
 def detect(mail: Mail) -> list[Facts] | None:
     notice = mail.notice
     # The cached lower-cased text first: what is not in the whole text is not in the notice.
-    marked = _transcript.MARKER in mail.text_lower and _transcript.MARKER in notice.lower()
+    marked = _transcript.MARKER in mail.text_lower and _transcript.MARKER in mail.notice_lower
     if not marked and not _has_fatal_list(mail):
         return None
     blocks = _dsn_blocks(mail)
@@ -58,7 +58,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     found = [f for f in (rfc3464.facts_from_block(b, per_message) for b in recipients) if f]
     if not found:
         return None
-    transcript = _transcript.parse(_transcript.section(notice))
+    transcript = _transcript.parse(_transcript.section(notice, mail.notice_lower))
     listed = _listed_addresses(notice)
     out: list[Facts] = []
     for index, found_facts in enumerate(found):

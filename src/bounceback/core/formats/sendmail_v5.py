@@ -44,11 +44,11 @@ def detect(mail: Mail) -> list[Facts] | None:
     if not _SUBJECT.match(mail.subject) or mail.delivery_status is not None:
         return None
     notice = mail.notice
-    if _transcript.MARKER not in notice.lower():
+    if _transcript.MARKER not in mail.notice_lower:
         return None
     if _INLINE_DSN.search(mail.text):
         return None  # a Sendmail 8 report without MIME headers
-    transcript = _transcript.parse(_transcript.section(notice))
+    transcript = _transcript.parse(_transcript.section(notice, mail.notice_lower))
     timed_out = bool(_TIMED_OUT.search(mail.subject))
     out: list[Facts] = []
     for verdict in transcript.verdicts:

@@ -40,7 +40,8 @@ _ANSWER = re.compile(r"error message:\s*\[(?P<text>.+)\]", re.I | re.S)
 
 def detect(mail: Mail) -> list[Facts] | None:
     notice = mail.notice
-    if _SIGNATURE not in notice[:2000].lower():
+    # The cached lower-cased notice first: what is not in the whole notice is not in its start.
+    if _SIGNATURE not in mail.notice_lower or _SIGNATURE not in notice[:2000].lower():
         return None
     out: list[Facts] = []
     for match in _ERROR.finditer(notice):

@@ -30,7 +30,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     if not _SENDER.search(mail.sender):
         return None
     text = mail.text
-    if "could not be delivered" not in text.lower():
+    if "could not be delivered" not in mail.text_lower:
         return None
     error = _ERROR.search(text)
     original = between(text, "Original Message:")

@@ -52,7 +52,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     if "mailer-daemon" not in mail.sender_lower and "failure notice" not in mail.subject_lower:
         return None
     text = mail.notice
-    start = text.lower().find(_START)
+    start = mail.notice_lower.find(_START)
     if start < 0:
         return None
     body = text[start:]
