@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 import uuid
@@ -76,13 +77,13 @@ def _hold_and_release(postfix: Postfix, send: Callable[[], None], count: int) ->
 
 
 def _watch(
-    postfix: Postfix, factory: sessionmaker[Session], count: int, released: float
+    postfix: Postfix, factory: sessionmaker[Session], count: int, released: float, receiver: int
 ) -> dict[str, float]:
     """Seconds after the release when Postfix's queue was empty, every notice stored, and every
-    one processed into an event."""
+    one processed into an event; and the receiver's CPU time when every notice was stored."""
     moments: dict[str, float] = {}
     deadline = released + 3600
-    while len(moments) < 3:
+    while not {"drained", "stored", "processed"} <= moments.keys():
         if time.monotonic() > deadline:
             raise SystemExit(f"gave up; so far: {moments}")
         now = time.monotonic() - released
@@ -91,10 +92,17 @@ def _watch(
         counts = tally(factory)
         if "stored" not in moments and counts.raws == count:
             moments["stored"] = now
+            moments["receiver_cpu"] = _cpu_seconds(receiver)
         if counts.raws == count and counts.unprocessed == 0 and counts.events == count:
             moments["processed"] = now
         time.sleep(0.1)
     return moments
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _deferrals(postfix: Postfix) -> Counter[str]:
@@ -145,14 +153,21 @@ def run(args: argparse.Namespace, db_url: str, scratch: Path) -> None:
         print(f"  Postfix drained {count} notices in {sink_drain:.2f}s")
 
         print(f"bounceback (receiver + {args.workers}x{args.threads} workers, PostgreSQL):")
+        assert receiver.process is not None
         released = _hold_and_release(postfix, lambda: relay_all(postfix.port, messages, 8), count)
+        cpu_before = _cpu_seconds(receiver.process.pid)
         if args.workers_after_drain:
             _until(lambda: postfix.queued() == 0, 1800)
             for process in workers:
                 process.start()
-        moments = _watch(postfix, factory, count, released)
+        moments = _watch(postfix, factory, count, released, receiver.process.pid)
         drain, stored, end_to_end = moments["drained"], moments["stored"], moments["processed"]
+        receiver_cpu = moments["receiver_cpu"] - cpu_before
         print(f"  Postfix drained {count} notices in {drain:.2f}s (all stored: {stored:.2f}s)")
+        print(
+            f"  the receiver used {1000 * receiver_cpu / count:.2f} ms of CPU per notice "
+            f"({100 * receiver_cpu / stored:.0f}% of one core until all were stored)"
+        )
         print(f"  every one processed into events: {end_to_end:.2f}s after the release")
         print()
         print(f"Postfix's drain rate into the plain sink: {count / sink_drain:8.0f} notices/s")
