@@ -33,6 +33,8 @@ def test_charsets_and_encoded_words() -> None:
     assert decode_bytes("Привет".encode("koi8-r"), "koi8-r") == "Привет"
     assert decode_bytes("ユーザ".encode("iso2022_jp"), "") == "ユーザ"
     assert decode_bytes(b"caf\xe9", "no-such-charset").startswith("caf")
+    # found by the mutation fuzzer: the codec registry raises ValueError on a NUL in the name
+    assert decode_bytes(b"caf\xe9", "utf\x00-8").startswith("caf")
     assert decode_words("=?ISO-2022-JP?B?GyRCJWYhPCU2GyhC?=") == "ユーザ"
     assert decode_words("=?broken?Q?x") == "=?broken?Q?x"
 
