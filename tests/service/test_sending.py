@@ -97,6 +97,37 @@ def test_suppressed_contacts_are_not_sent_to(factory: sessionmaker[Session]) -> 
     }
 
 
+def test_a_large_send_decides_everyone_in_a_few_queries(factory: sessionmaker[Session]) -> None:
+    """1,200 contacts: the suppressions are read 500 addresses at a time, so some sit in each
+    query; a lifted suppression no longer counts, and of two the stronger is shown."""
+    addresses = [f"p{n:04d}@example.org" for n in range(1200)]
+    world = make_world(factory, addresses)
+    with transaction(factory) as session:
+        for address, reason, account_id in [
+            ("p0001@example.org", SuppressionReason.HARD_BOUNCE, world.account_id),
+            ("p0700@example.org", SuppressionReason.COMPLAINT, world.account_id),
+            ("p1199@example.org", SuppressionReason.HARD_BOUNCE, world.account_id),
+            ("p1199@example.org", SuppressionReason.GLOBAL_BOUNCE, None),
+            ("p0900@example.org", SuppressionReason.HARD_BOUNCE, world.account_id),
+        ]:
+            session.add(Suppression(account_id=account_id, email=address, reason=reason))
+        session.flush()
+        lifted = session.scalars(
+            select(Suppression).where(Suppression.email == "p0900@example.org")
+        ).one()
+        lifted.lifted_at = utcnow()
+    with transaction(factory) as session:
+        send = sending.create_send(session, world.account_id, world.email_id)
+        rows = session.scalars(select(Delivery).where(Delivery.send_id == send.id)).all()
+    assert len(rows) == 1200
+    assert {d.email: d.not_sent_reason for d in rows if d.state is DeliveryState.NOT_SENT} == {
+        "p0001@example.org": NotSentReason.ACCOUNT_BOUNCE,
+        "p0700@example.org": NotSentReason.COMPLAINED,
+        "p1199@example.org": NotSentReason.GLOBAL_BOUNCE,
+    }
+    assert {d.contact_id for d in rows} == set(world.contact_ids.values())
+
+
 def test_another_accounts_suppression_does_not_count(factory: sessionmaker[Session]) -> None:
     world = make_world(factory, ["ann@example.org"])
     other = make_world(factory, [], name="Other")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, and_, distinct, func, or_, select
+from sqlalchemy import ColumnElement, and_, distinct, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from bounceback.service import jobs
@@ -127,19 +127,20 @@ def create_send(
     )
     session.add(send)
     session.flush()
-    for contact in contacts:
-        reason = suppression.not_sent_reason(session, account_id, contact.email)
-        session.add(
-            Delivery(
-                account_id=account_id,
-                send_id=send.id,
-                contact_id=contact.id,
-                email=contact.email,
-                state=DeliveryState.NOT_SENT if reason else DeliveryState.QUEUED,
-                not_sent_reason=reason,
-            )
-        )
-    session.flush()
+    not_sent = suppression.not_sent_reasons(session, account_id, contacts)
+    rows = [
+        {
+            "account_id": account_id,
+            "send_id": send.id,
+            "contact_id": contact.id,
+            "email": contact.email,
+            "state": DeliveryState.NOT_SENT if contact.id in not_sent else DeliveryState.QUEUED,
+            "not_sent_reason": not_sent.get(contact.id),
+        }
+        for contact in contacts
+    ]
+    for start in range(0, len(rows), suppression.CHUNK):  # bulk inserts, not one per row
+        session.execute(insert(Delivery), rows[start : start + suppression.CHUNK])
     return send
 
 
