@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -91,6 +93,22 @@ def test_job_queue(factory: sessionmaker[Session]) -> None:
     with factory() as session:
         failed = session.scalars(sa.select(Job).where(Job.kind == "boom")).one()
         assert failed.done_at is None and failed.attempts == 1 and "RuntimeError" in failed.error
+
+
+def test_many_jobs_are_queued_once_each(factory: sessionmaker[Session]) -> None:
+    """``enqueue_many``: 1,200 keyed jobs over three statements; keys already queued (before, or
+    twice in the same call) are skipped, not doubled."""
+    now = datetime.now(UTC)
+    with transaction(factory) as session:
+        jobs.enqueue(session, "echo", {"n": 7}, key="k7")
+    batch = [({"n": n}, f"k{n}", now) for n in range(1200)]
+    with transaction(factory) as session:
+        jobs.enqueue_many(session, "echo", batch)
+        again = [({"n": 5}, "k5", now), ({"n": 9000}, "k9000", now), ({"n": 9000}, "k9000", now)]
+        jobs.enqueue_many(session, "echo", again)
+    with factory() as session:
+        keys = session.scalars(sa.select(Job.key).where(Job.kind == "echo")).all()
+    assert sorted(keys) == sorted([*(f"k{n}" for n in range(1200)), "k9000"])
 
 
 def test_token_purposes_do_not_mix() -> None:

@@ -201,15 +201,18 @@ def _enqueue_open(session: Session, send: Send, *, suffix: str) -> None:
         .where(Delivery.send_id == send.id, to_hand_over())
         .order_by(Delivery.id)
     ).all()
-    for delivery_id, next_attempt in rows:
-        due = max(start, _aware(next_attempt)) if next_attempt else start
-        jobs.enqueue(
-            session,
-            DELIVER,
-            {"delivery_id": delivery_id},
-            key=f"deliver:{delivery_id}{suffix}",
-            run_at=due,
-        )
+    jobs.enqueue_many(
+        session,
+        DELIVER,
+        [
+            (
+                {"delivery_id": delivery_id},
+                f"deliver:{delivery_id}{suffix}",
+                max(start, _aware(next_attempt)) if next_attempt else start,
+            )
+            for delivery_id, next_attempt in rows
+        ],
+    )
     if not rows:
         finish_if_done(session, send)
     session.flush()
