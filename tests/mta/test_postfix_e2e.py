@@ -151,6 +151,10 @@ def test_every_answer_through_postfix(
     assert remote_mx.accepted_for(f"greylist@{REMOTE}") == 1
     assert remote_mx.accepted_for(f"later@{REMOTE}") == 1
     assert remote_mx.refused[f"tempfail@{REMOTE}"] >= 3  # retried until given up
+    # The operator's view: serve logs each stored bounce (and not aiosmtpd's every connection).
+    log = service.log.read_text()
+    assert "INFO bounceback.service.receivers.smtp: stored bounce" in log
+    assert "mail.log" not in log
 
 
 def _as_expected(case: Case, row: dict[str, object], states_seen: set[str]) -> bool:

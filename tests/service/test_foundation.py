@@ -31,6 +31,9 @@ def test_settings_from_environment_and_defaults() -> None:
     assert load({"BOUNCEBACK_WORKER_THREADS": "4"}).worker_threads == 4
     with pytest.raises(SettingsError, match="WORKER_THREADS"):
         load({"BOUNCEBACK_WORKER_THREADS": "0"})
+    assert settings.log_level == "info"
+    with pytest.raises(SettingsError, match="LOG_LEVEL"):
+        load({"BOUNCEBACK_LOG_LEVEL": "chatty"})
 
 
 def test_schema_is_migrated(db_url: str) -> None:

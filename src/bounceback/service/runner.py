@@ -63,7 +63,18 @@ def greet(settings: Settings, factory: sessionmaker[Session], out: TextIO) -> No
     out.flush()
 
 
+def configure_logging(level: str) -> None:
+    """One line per event on standard error (stored bounces, jobs that failed, alerts)."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per connection
+
+
 def serve(settings: Settings, out: TextIO = sys.stdout) -> int:
+    configure_logging(settings.log_level)
     settings, factory = prepare(settings)
     stop = threading.Event()
     stoppers = []

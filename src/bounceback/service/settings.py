@@ -52,6 +52,8 @@ class Settings:
     # Which parts run in this process: any of api, smtp, worker.
     roles: tuple[str, ...] = ("api", "smtp", "worker")
     worker_poll_seconds: float = 1.0
+    # What `bounceback serve` logs to standard error: debug, info, warning or error.
+    log_level: str = "info"
     # Worker threads per process. A job mostly waits for the database, so on PostgreSQL a few
     # threads per process multiply its throughput; on SQLite (one writer at a time) keep 1.
     worker_threads: int = 1
@@ -122,6 +124,8 @@ def load(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
     if unknown:
         raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
     settings = Settings(**{k: _convert(k, v) for k, v in values.items()})
+    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise SettingsError("BOUNCEBACK_LOG_LEVEL: one of debug, info, warning, error")
     if not 1 <= settings.worker_threads <= 64:
         raise SettingsError("BOUNCEBACK_WORKER_THREADS: between 1 and 64")
     bad_roles = set(settings.roles) - {"api", "smtp", "worker"}

@@ -253,3 +253,8 @@ class BounceReceiver:
     def stop(self) -> None:
         self._controller.stop()
         self.writer.close()
+        log.info(
+            "bounce receiver stopped: %d messages stored in %d transactions",
+            self.writer.messages,
+            self.writer.batches,
+        )
