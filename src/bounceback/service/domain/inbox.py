@@ -54,7 +54,7 @@ from bounceback.service.db.models import (
     TimelineEntry,
     utcnow,
 )
-from bounceback.service.domain import direct, sequences
+from bounceback.service.domain import direct, intake, sequences
 from bounceback.service.domain.contacts import add_timeline
 from bounceback.service.domain.errors import NotFound
 from bounceback.service.domain.policy import policy_for
@@ -330,17 +330,8 @@ def _record_notice(
         delivery_id=None,
         contact_id=message.contact_id,
         email=message.to_address,
-        kind=report.kind.value,
-        reason=recipient.reason.value,
-        category=recipient.category.value,
-        permanent=recipient.permanent,
-        hard=recipient.hard,
-        status_code=recipient.status,
-        reply_code=recipient.reply_code,
-        diagnostic=recipient.diagnostic[:8000],
-        remote_mta=recipient.remote_mta[:300],
-        rule_id=recipient.rule_id,
         matched_by=f"inbox:{decision.matched_by}"[:20],
+        **intake.parsed_facts(report, recipient),
     )
     session.add(event)
     session.flush()

@@ -75,6 +75,22 @@ def store_raw(
     return row, True
 
 
+def parsed_facts(report: Report, recipient: RecipientResult) -> dict[str, object]:
+    """The columns of a ``BounceEvent`` that come from the parser (for every intake path)."""
+    return {
+        "kind": report.kind.value,
+        "reason": recipient.reason.value,
+        "category": recipient.category.value,
+        "permanent": recipient.permanent,
+        "hard": recipient.hard,
+        "status_code": recipient.status,
+        "reply_code": recipient.reply_code,
+        "diagnostic": recipient.diagnostic[:8000],
+        "remote_mta": recipient.remote_mta[:300],
+        "rule_id": recipient.rule_id,
+    }
+
+
 def _digest(raw: bytes, account_id: int | None) -> str:
     # Idempotency is per sender: the same bytes posted by two accounts are two messages (and
     # one account's post never reveals that another sent the same).
@@ -221,17 +237,8 @@ def record_event(
         delivery_id=match.delivery.id if match else None,
         contact_id=contact_id,
         email=email,
-        kind=report.kind.value,
-        reason=recipient.reason.value,
-        category=recipient.category.value,
-        permanent=recipient.permanent,
-        hard=recipient.hard,
-        status_code=recipient.status,
-        reply_code=recipient.reply_code,
-        diagnostic=recipient.diagnostic[:8000],
-        remote_mta=recipient.remote_mta[:300],
-        rule_id=recipient.rule_id,
         matched_by=match.by if match else "recipient",
+        **parsed_facts(report, recipient),
         sender_side=sender_side,
     )
     session.add(event)
