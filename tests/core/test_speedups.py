@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bounceback.core import mime
+from bounceback.core import message, mime
 from bounceback.core.classify import engine
 from bounceback.core.classify.prefilter import needles
 from bounceback.core.classify.rules.phrases import PHRASE_RULES
@@ -215,3 +215,42 @@ def test_the_needle_search_finds_what_a_lookahead_at_every_position_finds(
     text = " ".join(words)
     everywhere = re.compile(f"(?=({scan.pattern}))")
     assert prefilter._found(scan, text) == {m.group(1) for m in everywhere.finditer(text)}
+
+
+def _split_original_marker_by_marker(text: str) -> tuple[str, str]:
+    """split_original as it was: every marker searched for in the whole text."""
+    lower = text.lower()
+    best = len(lower)
+    for marker in message.ORIGINAL_MARKERS:
+        pos = lower.find(marker, 0, best + len(marker) - 1)
+        if pos >= 0:
+            best = pos
+    if best == len(lower):
+        return text, ""
+    line_end = text.find("\n", best)
+    return text[:best], text[line_end + 1 :] if line_end >= 0 else ""
+
+
+_MARKER_SOUP = st.lists(
+    st.sampled_from(
+        [
+            *message.ORIGINAL_MARKERS,
+            *(m.upper() for m in message.ORIGINAL_MARKERS),
+            *("-", "--", "---", "-----", "------------", " ", "\n", "original message", "x"),
+        ]
+    ),
+    max_size=12,
+).map("".join)
+
+
+@_RELAXED
+@given(st.one_of(_MARKER_SOUP, st.text(alphabet="-o \nriginalmessage", max_size=80)))
+def test_one_dashed_pattern_finds_the_marker_each_search_found(text: str) -> None:
+    assert message.split_original(text) == _split_original_marker_by_marker(text)
+
+
+def test_every_marker_splits_where_it_starts() -> None:
+    for marker in message.ORIGINAL_MARKERS:
+        for before in ("", "notice\n", "-", "--", "----------\n", "-- "):
+            text = f"{before}{marker}\nFrom: a@b\n"
+            assert message.split_original(text) == _split_original_marker_by_marker(text)

@@ -58,8 +58,18 @@ ORIGINAL_MARKERS = (
     "--- undeliverable message ---",
 )
 _MARKERS = ORIGINAL_MARKERS
-# All markers but a few begin with dashes: a text without "---" is searched for those few only.
+# All markers but a few begin with dashes ("---" at least). Those few are searched for one by one.
 _UNDASHED = tuple(marker for marker in _MARKERS if not marker.startswith("---"))
+
+
+# The dashed markers as one pattern: a search finds where the first of them starts (the leftmost
+# match), in one pass that looks only at the places where three dashes are, instead of one search
+# of the whole text per marker. Plain literals, no repetition: nothing to backtrack over.
+_DASHED = re.compile(
+    "---(?:" + "|".join(re.escape(m[3:]) for m in _MARKERS if m.startswith("---")) + ")"
+)
+# A marker that starts before ``best`` ends before this much further.
+_LONGEST_DASHED = max(len(m) for m in _MARKERS if m.startswith("---"))
 
 _ORIGINAL_FIELD = re.compile(
     r"^(message-id|from|to|subject|date|x-[\w-]{1,60}):[ \t]*(.*)$", re.I | re.M
@@ -219,11 +229,14 @@ def split_original(text: str, lower: str = "") -> tuple[str, str]:
     ``text.lower()`` when the caller has it already."""
     lower = lower or text.lower()
     best = len(lower)  # none found yet
-    for marker in _MARKERS if "---" in lower else _UNDASHED:
+    for marker in _UNDASHED:
         # Only a marker that starts before the best so far matters: the search ends there.
         pos = lower.find(marker, 0, best + len(marker) - 1)
         if pos >= 0:
             best = pos
+    dashed = _DASHED.search(lower, 0, best + _LONGEST_DASHED)
+    if dashed is not None and dashed.start() < best:
+        best = dashed.start()
     if best == len(lower):
         return text, ""
     line_end = text.find("\n", best)
