@@ -9,6 +9,8 @@ to be searched faster are checked against the plain form they replace.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import itertools
 import re
 import string
@@ -18,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bounceback.core import message, mime
+from bounceback.core import frozen, message, mime, report
 from bounceback.core.classify import engine
 from bounceback.core.classify.prefilter import needles
 from bounceback.core.classify.rules.phrases import PHRASE_RULES
@@ -26,6 +28,7 @@ from bounceback.core.classify.rules.providers import PROVIDER_RULES
 from bounceback.core.formats import _common, _mta, postfix
 from bounceback.core.quick import _CASE_TRAPS, may_contain
 from bounceback.core.standards import status
+from bounceback.core.taxonomy import Kind
 
 _RELAXED = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -254,3 +257,34 @@ def test_every_marker_splits_where_it_starts() -> None:
         for before in ("", "notice\n", "-", "--", "----------\n", "-- "):
             text = f"{before}{marker}\nFrom: a@b\n"
             assert message.split_original(text) == _split_original_marker_by_marker(text)
+
+
+_QUICK_INIT_CLASSES = (report.Facts, report.Decision, report.RecipientResult)
+_QUICK_INIT_CLASSES += (report.Original, report.Report)
+
+
+@pytest.mark.parametrize("cls", _QUICK_INIT_CLASSES, ids=lambda cls: cls.__name__)
+def test_quick_init_takes_the_dataclass_parameters_and_stores_them(cls: type) -> None:
+    fields = dataclasses.fields(cls)
+    params = list(inspect.signature(cls).parameters.values())
+    assert [p.name for p in params] == [f.name for f in fields]
+    for param, f in zip(params, fields, strict=True):
+        assert param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        if f.default is not dataclasses.MISSING:
+            assert param.default is f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            assert param.default is frozen._FACTORY
+        else:
+            assert param.default is inspect.Parameter.empty
+    values = {f.name: object() for f in fields}
+    made = cls(**values)
+    assert all(getattr(made, name) is value for name, value in values.items())
+    assert cls(*values.values()) == made
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.__setattr__(fields[0].name, "changed")
+
+
+def test_quick_init_calls_default_factories_each_time() -> None:
+    first, second = report.Report(kind=Kind.BOUNCE), report.Report(kind=Kind.BOUNCE)
+    assert first.original == report.Original() and first.original is not second.original
+    assert report.Facts("a@b") == report.Facts(address="a@b", reason_hint=None)
