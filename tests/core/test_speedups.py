@@ -288,3 +288,97 @@ def test_quick_init_calls_default_factories_each_time() -> None:
     first, second = report.Report(kind=Kind.BOUNCE), report.Report(kind=Kind.BOUNCE)
     assert first.original == report.Original() and first.original is not second.original
     assert report.Facts("a@b") == report.Facts(address="a@b", reason_hint=None)
+
+
+_SELECTION = mime.FieldSelection(("message-id", "from", "to"), ("x-app-", "list-", "x-mc-"))
+_HEADER_LINES = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                "From: a@b",
+                "from:  <a@b>  ",
+                "TO:x",
+                "To : not a field",
+                "Message-ID: <1@b>",
+                "message-id:",
+                "X-App-Id: 7",
+                "x-APP-: empty name tail",
+                "List-Unsubscribe: <mailto:u@b>",
+                "x-mc-user:\u00a0v\u00a0",
+                "Received: from a by b",
+                "X-Other: 1",
+                "\tfolded: into the previous field",
+                "  more",
+                "",
+                "From ",
+                "Fromage: no",
+                "K: kelvin",
+                "X-App-\u212a: not a name",
+                "l" + "i" * 130 + ": too long",
+            ]
+        ),
+        st.text(alphabet="FfTtXx-:Mm \t\u00a0aA\u212a", max_size=12),
+    ),
+    max_size=12,
+)
+
+
+def _selected(headers: mime.Headers) -> list[tuple[str, str]]:
+    return [
+        (name, value)
+        for name, value in headers.items()
+        if name.lower() in ("message-id", "from", "to")
+        or name.lower().startswith(("x-app-", "list-", "x-mc-"))
+    ]
+
+
+@_RELAXED
+@given(_HEADER_LINES, st.sampled_from(["\n", "\r\n"]))
+def test_a_field_selection_reads_the_selected_fields_as_the_full_parse(
+    lines: list[str], newline: str
+) -> None:
+    block = newline.join(lines).encode("utf-8") + b"\n"
+    full = mime.parse_header_block(block)
+    scanned = _SELECTION.scan(block)
+    assert scanned is not None
+    has_fields, selected = scanned
+    assert has_fields == (len(full) > 0)
+    assert selected.items() == _selected(full)
+    for name in ("Message-ID", "from", "TO", "x-app-id", "List-Unsubscribe", "received"):
+        assert selected.get(name) == (full.get(name) if name != "received" else "")
+
+
+def test_a_field_selection_leaves_a_block_of_too_many_lines_to_the_full_parse() -> None:
+    assert _SELECTION.scan(b"X-A: 1\n" * mime.MAX_HEADERS) is None
+    assert _SELECTION.scan(b"X-A: 1\n" * (mime.MAX_HEADERS - 1)) is not None
+
+
+@_RELAXED
+@given(st.text(alphabet="From:\n \tab-", max_size=40))
+def test_the_header_block_is_split_head_bodys_head(text: str) -> None:
+    data = text.encode()
+    assert mime.header_block(data) == mime.split_head_body(data)[0]
+
+
+def _bounce(returned_type: str, returned: str, text: str = "notice") -> bytes:
+    return (
+        "From: MAILER-DAEMON@b\nContent-Type: multipart/report; boundary=B\n\n"
+        f"--B\nContent-Type: text/plain\n\n{text}\n"
+        f"--B\nContent-Type: {returned_type}\n\n{returned}\n--B--\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _bounce("message/rfc822", "Received: x\nFrom: a@b\nTo: c@d\nX-App-Id: 1\n\nbody"),
+        _bounce("text/rfc822-headers", "Message-ID: <1@b>\nList-Id: l\nTo: c@d"),
+        _bounce("message/rfc822", "no header here\n", "----- Original message -----\nTo: e@f"),
+        _bounce("message/rfc822", "\nbody only", "--- Original message header\nFrom: g@h"),
+        b"From: a@b\nContent-Type: text/plain\n\n----- Original message follows -----\nTo: x@y\n",
+    ],
+)
+def test_selected_original_headers_are_the_full_ones(raw: bytes) -> None:
+    full, quick = message.Mail(raw), message.Mail(raw)
+    assert _selected(quick.original_headers(_SELECTION)) == _selected(full.original_headers())
+    assert quick.problems == full.problems

@@ -13,9 +13,12 @@ from bounceback.core.lazy import lazy
 from bounceback.core.mime import (
     _EMBEDDED,
     _HEADERS_ONLY,
+    MAX_DEPTH,
+    FieldSelection,
     Headers,
     Part,
     decode_words,
+    header_block,
     html_to_text,
     normalize_newlines,
     parse_header_block,
@@ -148,12 +151,20 @@ class Mail:
     @lazy
     def returned(self) -> Part | None:
         """The returned original message (or its headers), as a Part with headers, if attached."""
+        container = self._returned_container
+        if container is None:
+            return None
+        children = container.children
+        return children[0] if children else None
+
+    @lazy
+    def _returned_container(self) -> Part | None:
+        """The message/rfc822 (or headers-only) part that holds the returned message."""
         for part in self.own_parts:
             if part is self.root:
                 continue
             if part.content_type in _RETURNED:
-                children = part.children
-                return children[0] if children else None
+                return part
         return None
 
     @lazy
@@ -213,11 +224,33 @@ class Mail:
     def _split(self) -> tuple[str, str]:
         return split_original(self.text, self.text_lower)
 
-    def original_headers(self) -> Headers:
-        """Headers of the returned message: the attached part, else the inline copy."""
+    def original_headers(self, select: FieldSelection | None = None) -> Headers:
+        """Headers of the returned message: the attached part, else the inline copy.
+
+        With ``select``, a caller that reads only the selected fields gets at least those: an
+        attached part not yet read as a Part has only them read from its header block."""
+        # (A lazy value, once computed, is in the instance's __dict__: then it costs nothing.)
+        if select is not None and "returned" not in self.__dict__:
+            scanned = self._scan_returned(select)
+            if scanned is not None:
+                has_fields, selected = scanned
+                return selected if has_fields else self._inline_headers()
         returned = self.returned
         if returned is not None and len(returned.headers):
             return returned.headers
+        return self._inline_headers()
+
+    def _scan_returned(self, select: FieldSelection) -> tuple[bool, Headers] | None:
+        """:meth:`FieldSelection.scan` of the header block that :attr:`returned` would parse;
+        None when there is no such part or it is nested too deep (``returned`` records that)."""
+        container = self._returned_container
+        if container is None or container.depth >= MAX_DEPTH:
+            return None
+        data = container.decoded  # as Part.children decodes it, with the same problems
+        head = data if container.content_type in _HEADERS_ONLY else header_block(data)
+        return select.scan(head)
+
+    def _inline_headers(self) -> Headers:
         inline = self.inline_original
         if inline:
             return parse_header_block(_header_lines(inline).encode("utf-8", "replace"))

@@ -8,7 +8,7 @@ from bounceback.core import address as addr
 from bounceback.core.classify import classify
 from bounceback.core.formats import DETECTORS
 from bounceback.core.message import Mail
-from bounceback.core.mime import decode_words
+from bounceback.core.mime import FieldSelection, decode_words
 from bounceback.core.report import Facts, Original, Problem, RecipientResult, Report
 from bounceback.core.standards import rfc3464
 from bounceback.core.taxonomy import Action, Kind, Reason, categorize, derived_status
@@ -34,6 +34,10 @@ _OWN_HEADER_PREFIXES = (
 )
 _OWN_HEADER_INITIALS = frozenset(
     initial for prefix in _OWN_HEADER_PREFIXES for initial in (prefix[0], prefix[0].upper())
+)
+# What _original reads of the returned message's headers: only these are looked for.
+_ORIGINAL_FIELDS = FieldSelection(
+    ("message-id", "from", "to", "subject", "date"), _OWN_HEADER_PREFIXES
 )
 _RETURN_PATH_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To")
 
@@ -162,7 +166,7 @@ def _kind(results: tuple[RecipientResult, ...]) -> Kind:
 
 
 def _original(mail: Mail) -> Original:
-    headers = mail.original_headers()
+    headers = mail.original_headers(_ORIGINAL_FIELDS)
     own = tuple(
         [  # a list comprehension: cheaper than tuple() over a generator
             (name, value)
