@@ -228,17 +228,18 @@ class Mail:
         """Headers of the returned message: the attached part, else the inline copy.
 
         With ``select``, a caller that reads only the selected fields gets at least those: an
-        attached part not yet read as a Part has only them read from its header block."""
+        attached part not yet read as a Part, or the inline copy, has only them read from its
+        header block."""
         # (A lazy value, once computed, is in the instance's __dict__: then it costs nothing.)
         if select is not None and "returned" not in self.__dict__:
             scanned = self._scan_returned(select)
             if scanned is not None:
                 has_fields, selected = scanned
-                return selected if has_fields else self._inline_headers()
+                return selected if has_fields else self._inline_headers(select)
         returned = self.returned
         if returned is not None and len(returned.headers):
             return returned.headers
-        return self._inline_headers()
+        return self._inline_headers(select)
 
     def _scan_returned(self, select: FieldSelection) -> tuple[bool, Headers] | None:
         """:meth:`FieldSelection.scan` of the header block that :attr:`returned` would parse;
@@ -250,11 +251,13 @@ class Mail:
         head = data if container.content_type in _HEADERS_ONLY else header_block(data)
         return select.scan(head)
 
-    def _inline_headers(self) -> Headers:
+    def _inline_headers(self, select: FieldSelection | None) -> Headers:
         inline = self.inline_original
-        if inline:
-            return parse_header_block(_header_lines(inline).encode("utf-8", "replace"))
-        return Headers([])
+        if not inline:
+            return Headers([])
+        block = _header_lines(inline).encode("utf-8", "replace")
+        scanned = select.scan(block) if select is not None else None
+        return scanned[1] if scanned is not None else parse_header_block(block)
 
 
 def split_original(text: str, lower: str = "") -> tuple[str, str]:
