@@ -25,7 +25,7 @@ from bounceback.core.classify import engine
 from bounceback.core.classify.prefilter import needles
 from bounceback.core.classify.rules.phrases import PHRASE_RULES
 from bounceback.core.classify.rules.providers import PROVIDER_RULES
-from bounceback.core.formats import _common, _mta, postfix
+from bounceback.core.formats import _common, _mta, _transcript, postfix
 from bounceback.core.quick import _CASE_TRAPS, may_contain
 from bounceback.core.standards import status
 from bounceback.core.taxonomy import Kind
@@ -382,3 +382,10 @@ def test_selected_original_headers_are_the_full_ones(raw: bytes) -> None:
     full, quick = message.Mail(raw), message.Mail(raw)
     assert _selected(quick.original_headers(_SELECTION)) == _selected(full.original_headers())
     assert quick.problems == full.problems
+
+
+@_RELAXED
+@given(st.text(alphabet="ab@<> \t\n.-\u00a0", max_size=60))
+def test_addresses_replaced_word_by_word_as_over_the_whole_line(text: str) -> None:
+    whole = _transcript._ADDRESS.sub("<>", _common.squash(text).lower())
+    assert _transcript._comparable(text) == whole
