@@ -27,7 +27,7 @@ from bounceback.core.classify.rules.phrases import PHRASE_RULES
 from bounceback.core.classify.rules.providers import PROVIDER_RULES
 from bounceback.core.formats import _common, _mta, _transcript, postfix
 from bounceback.core.quick import _CASE_TRAPS, may_contain
-from bounceback.core.standards import status
+from bounceback.core.standards import command, status
 from bounceback.core.taxonomy import Kind
 
 _RELAXED = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -389,3 +389,29 @@ def test_selected_original_headers_are_the_full_ones(raw: bytes) -> None:
 def test_addresses_replaced_word_by_word_as_over_the_whole_line(text: str) -> None:
     whole = _transcript._ADDRESS.sub("<>", _common.squash(text).lower())
     assert _transcript._comparable(text) == whole
+
+
+def _find_command_case_insensitively(text: str) -> str:
+    """find_command as it was: the re.I pattern over the text itself."""
+    match = command._COMMAND.search(text)
+    if not match:
+        return ""
+    return "DATA" if match.group("eod") else command._CANONICAL.get(match.group("cmd").lower(), "")
+
+
+_COMMAND_SOUP = st.lists(
+    st.sampled_from(
+        [
+            *command._LEADS,
+            *("In Reply To", "AFTER", " ", "\n", "the ", "end of ", "RCPT", "Data", "initial "),
+            *("server ", "greeting", "banner", "x", "\u0130", "\u0131", "\u017f", "\u212a"),
+        ]
+    ),
+    max_size=10,
+).map("".join)
+
+
+@_RELAXED
+@given(_COMMAND_SOUP)
+def test_the_command_is_found_in_the_lower_cased_text_as_case_insensitively(text: str) -> None:
+    assert command.find_command(text) == _find_command_case_insensitively(text)
