@@ -25,7 +25,7 @@ from bounceback.core.classify import engine
 from bounceback.core.classify.prefilter import needles
 from bounceback.core.classify.rules.phrases import PHRASE_RULES
 from bounceback.core.classify.rules.providers import PROVIDER_RULES
-from bounceback.core.formats import _common, _mta, _transcript, postfix
+from bounceback.core.formats import _common, _mta, _transcript, courier, exim, postfix, sendmail
 from bounceback.core.quick import _CASE_TRAPS, may_contain
 from bounceback.core.standards import command, status
 from bounceback.core.taxonomy import Kind
@@ -415,3 +415,64 @@ _COMMAND_SOUP = st.lists(
 @given(_COMMAND_SOUP)
 def test_the_command_is_found_in_the_lower_cased_text_as_case_insensitively(text: str) -> None:
     assert command.find_command(text) == _find_command_case_insensitively(text)
+
+
+_CASELESS = {
+    "exim._SIGNATURE": exim._SIGNATURE,
+    "exim._START": exim._START,
+    "exim._END": exim._END,
+    "postfix._SIGNATURE": postfix._SIGNATURE,
+    "courier._SIGNATURE": courier._SIGNATURE,
+    "sendmail._FATAL": sendmail._FATAL,
+}
+_CASELESS_SOUP = st.lists(
+    st.sampled_from(
+        [
+            "This message was created automatically by mail delivery software",
+            "following addresses failed:",
+            "Address(es) to which the message has not yet been delivered is:",
+            "  ------ This is a copy of",
+            "Reporting-MTA:",
+            "this address has been IGNORED",
+            "This is the Postfix program at host ",
+            "running the Courier mail server, version",
+            "----- The following addresses had permanent fatal errors -----",
+            " ",
+            "\n",
+            "\t",
+            "-----",
+            "x",
+            "\u0130",
+            "\u0131",
+            "\u017f",
+            "\u212a",
+            "\u03a3",
+            "A\u03a3",
+            "\u00a0",
+            "S",
+            "K",
+        ]
+    ),
+    max_size=8,
+).map("".join)
+
+
+@pytest.mark.parametrize("name", sorted(_CASELESS))
+def test_a_caseless_source_spells_its_letters_in_lower_case(name: str) -> None:
+    source = _CASELESS[name].ignorecase.pattern
+    assert re.sub(r"\\[A-Za-z]", "", source) == re.sub(r"\\[A-Za-z]", "", source).lower()
+
+
+@_RELAXED
+@given(_CASELESS_SOUP, st.integers(0, 40))
+def test_the_lower_cased_search_gives_the_case_insensitive_match(text: str, cut: int) -> None:
+    for pattern in _CASELESS.values():
+        expected = pattern.ignorecase.search(text)
+        found = pattern.search(text, text.lower())
+        assert (found and (found.span(), found.groups())) == (
+            expected and (expected.span(), expected.groups())
+        )
+        # A slice of the lower-cased whole, as the detectors pass it.
+        expected = pattern.ignorecase.search(text[cut:])
+        found = pattern.search(text[cut:], text.lower()[cut:])
+        assert (found and found.span()) == (expected and expected.span())
