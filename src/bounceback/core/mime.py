@@ -239,12 +239,17 @@ def _decode_header_bytes(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+# The empty line that ends a header block. re finds it faster than bytes.find does (measured on
+# real headers: a two-byte needle of line breaks is bytes.find's slow case).
+_HEAD_END = re.compile(rb"\n\n")
+
+
 def header_block(data: bytes) -> bytes:
     """The first of :func:`split_head_body`'s two parts, without copying the body."""
     if data.startswith(b"\n") or not (_HEADER_NAME.match(data) or data.startswith(b"From ")):
         return b""
-    end = data.find(b"\n\n")
-    return data if end < 0 else data[: end + 1]
+    found = _HEAD_END.search(data)
+    return data if found is None else data[: found.start() + 1]
 
 
 def split_head_body(data: bytes) -> tuple[bytes, bytes]:
@@ -260,9 +265,10 @@ def split_head_body(data: bytes) -> tuple[bytes, bytes]:
     # first line only.
     if not _HEADER_NAME.match(data) and not data.startswith(b"From "):
         return b"", data
-    end = data.find(b"\n\n")
-    if end < 0:
+    found = _HEAD_END.search(data)
+    if found is None:
         return data, b""
+    end = found.start()
     return data[: end + 1], data[end + 2 :]
 
 
