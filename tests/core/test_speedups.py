@@ -27,6 +27,7 @@ from bounceback.core.classify.rules.phrases import PHRASE_RULES
 from bounceback.core.classify.rules.providers import PROVIDER_RULES
 from bounceback.core.formats import _common, _mta, _transcript, courier, exim, postfix, sendmail
 from bounceback.core.quick import _CASE_TRAPS, may_contain
+from bounceback.core.report import Problem
 from bounceback.core.standards import command, status
 from bounceback.core.taxonomy import Kind
 
@@ -351,6 +352,12 @@ def test_a_field_selection_reads_the_selected_fields_as_the_full_parse(
 def test_a_field_selection_leaves_a_block_of_too_many_lines_to_the_full_parse() -> None:
     assert _SELECTION.scan(b"X-A: 1\n" * mime.MAX_HEADERS) is None
     assert _SELECTION.scan(b"X-A: 1\n" * (mime.MAX_HEADERS - 1)) is not None
+    # The shortest fields take three bytes each: a block under 3000 bytes has at most 1000.
+    shortest = b"a:\n" * (mime.MAX_HEADERS - 1) + b"a:"  # 2999 bytes, as many as allowed
+    problems: list[Problem] = []
+    assert len(mime.parse_header_block(shortest, problems)) == mime.MAX_HEADERS and not problems
+    scanned = _SELECTION.scan(shortest)  # read by the scan, not left to the full parse
+    assert scanned is not None and scanned[0] and not scanned[1].items()
 
 
 @_RELAXED

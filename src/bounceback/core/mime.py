@@ -204,7 +204,9 @@ class FieldSelection:
     def scan(self, block: bytes) -> tuple[bool, Headers] | None:
         """(whether the block has any field at all, the selected fields), or None when the
         block is too long to be sure of (over MAX_HEADERS lines): read it whole then."""
-        if block.count(b"\n") >= MAX_HEADERS:
+        # A field takes three characters at least ("a:" and a line break): a block shorter
+        # than that many has too few to count its lines.
+        if len(block) >= 3 * MAX_HEADERS and block.count(b"\n") >= MAX_HEADERS:
             return None
         text = _FOLD.sub(" ", _decode_header_bytes(block))
         items: list[tuple[str, str]] = self._pattern.findall("\n" + text)

@@ -46,12 +46,15 @@ _ORIGINAL_FIELDS = FieldSelection(
 _RETURN_PATH_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To")
 
 
+_BYTES_LIKE = (bytes, bytearray, memoryview)  # made once, not at every call
+
+
 def parse(raw: bytes) -> Report:
     """Read one message. Never raises on bad mail; problems are listed on the report.
 
     Raises TypeError when ``raw`` is not bytes (a programmer error, not bad mail).
     """
-    if not isinstance(raw, bytes | bytearray | memoryview):
+    if not isinstance(raw, _BYTES_LIKE):
         raise TypeError(f"parse() takes bytes, not {type(raw).__name__}")
     mail = Mail(bytes(raw))
     try:
