@@ -68,7 +68,7 @@ def decode_bytes(data: bytes, charset: str, problems: list[Problem] | None = Non
                 return data.decode("latin-1")
     try:
         codecs.lookup(name)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a name with a NUL character in it
         if problems is not None:
             problems.append(Problem("charset.unknown", f"unknown charset {charset!r}"))
         return data.decode("utf-8", "replace")
