@@ -52,9 +52,11 @@ class CaselessPattern:
         self._lower = re.compile(source, flags)
 
     def search(self, text: str, lower: str) -> re.Match[str] | None:
-        """``ignorecase.search(text)``. ``lower`` is ``text.lower()``, or a slice of a lower-cased
-        text at the same place (the two can differ only in a Greek sigma, final or not, which
-        no lower-case source tells apart)."""
+        """``ignorecase.search(text)``. ``lower`` is ``text.lower()``, or, when ``text`` is the
+        start of a longer text, the same start of that text lower-cased. (Not any other slice:
+        a case trap before it would shift the lower-cased copy. A start can differ from
+        ``text.lower()`` only in a Greek sigma, final or not, which no lower-case source tells
+        apart.)"""
         if has_case_traps(text):
             return self.ignorecase.search(text)
         found = self._lower.search(lower)

@@ -74,7 +74,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     if start is None:
         return None
     section = text[start.end() :]
-    end = _END.search(section, mail.text_lower[start.end() :])
+    end = _END.search(section, section.lower())
     blocks = _blocks(section[: end.start()] if end else section)
     if not blocks:
         return None

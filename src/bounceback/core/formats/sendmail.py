@@ -40,7 +40,7 @@ _FATAL = CaselessPattern(
     r"-----\s*the following addresses? had (?:permanent fatal|transient non-fatal)"
     r" errors\s*-----"
 )
-_INLINE_DSN = re.compile(r"^content-type:[ \t]*message/delivery-status[^\n]*\n", re.I | re.M)
+_INLINE_DSN = CaselessPattern(r"^content-type:[ \t]*message/delivery-status[^\n]*\n", re.M)
 _EXIT_STATUS = re.compile(r"^\d{1,3}$")
 _BOUNDARY_LINE = re.compile(r"^--\S", re.M)
 _WORD = re.compile(r"[A-Za-z]{2,}")
@@ -80,7 +80,7 @@ def _dsn_blocks(mail: Mail) -> tuple[rfc3464.Block, list[rfc3464.Block]] | None:
     if part is not None:
         text = part.text
     else:
-        match = _INLINE_DSN.search(mail.text)
+        match = _INLINE_DSN.search(mail.text, mail.text_lower)
         if match is None:
             return None
         rest = mail.text[match.end() :]
