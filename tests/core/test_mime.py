@@ -13,6 +13,7 @@ from bounceback.core.mime import (
     normalize_newlines,
     parse_params,
 )
+from bounceback.core.report import Problem
 
 
 def test_line_endings() -> None:
@@ -99,3 +100,9 @@ def test_wrong_declared_boundary_is_recovered() -> None:
 def test_multipart_without_parts_is_read_as_text() -> None:
     mail = Mail(b'Content-Type: multipart/mixed; boundary="nowhere"\n\nplain words\n')
     assert mail.text.strip() == "plain words"
+
+
+def test_a_charset_name_with_a_nul_character_is_unknown_not_a_crash() -> None:
+    problems: list[Problem] = []
+    assert decode_bytes(b"abc", "utf\x008", problems) == "abc"
+    assert [p.code for p in problems] == ["charset.unknown"]

@@ -9,6 +9,8 @@ to be searched faster are checked against the plain form they replace.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import itertools
 import re
 import string
@@ -18,14 +20,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bounceback.core import mime
+from bounceback.core import frozen, message, mime, report
 from bounceback.core.classify import engine
 from bounceback.core.classify.prefilter import needles
 from bounceback.core.classify.rules.phrases import PHRASE_RULES
 from bounceback.core.classify.rules.providers import PROVIDER_RULES
-from bounceback.core.formats import _common, _mta, postfix
+from bounceback.core.formats import _common, _mta, _transcript, courier, exim, postfix, sendmail
 from bounceback.core.quick import _CASE_TRAPS, may_contain
-from bounceback.core.standards import status
+from bounceback.core.report import Problem
+from bounceback.core.standards import command, status
+from bounceback.core.taxonomy import Kind
 
 _RELAXED = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -215,3 +219,269 @@ def test_the_needle_search_finds_what_a_lookahead_at_every_position_finds(
     text = " ".join(words)
     everywhere = re.compile(f"(?=({scan.pattern}))")
     assert prefilter._found(scan, text) == {m.group(1) for m in everywhere.finditer(text)}
+
+
+def _split_original_marker_by_marker(text: str) -> tuple[str, str]:
+    """split_original as it was: every marker searched for in the whole text."""
+    lower = text.lower()
+    best = len(lower)
+    for marker in message.ORIGINAL_MARKERS:
+        pos = lower.find(marker, 0, best + len(marker) - 1)
+        if pos >= 0:
+            best = pos
+    if best == len(lower):
+        return text, ""
+    line_end = text.find("\n", best)
+    return text[:best], text[line_end + 1 :] if line_end >= 0 else ""
+
+
+_MARKER_SOUP = st.lists(
+    st.sampled_from(
+        [
+            *message.ORIGINAL_MARKERS,
+            *(m.upper() for m in message.ORIGINAL_MARKERS),
+            *("-", "--", "---", "-----", "------------", " ", "\n", "original message", "x"),
+        ]
+    ),
+    max_size=12,
+).map("".join)
+
+
+@_RELAXED
+@given(st.one_of(_MARKER_SOUP, st.text(alphabet="-o \nriginalmessage", max_size=80)))
+def test_one_dashed_pattern_finds_the_marker_each_search_found(text: str) -> None:
+    assert message.split_original(text) == _split_original_marker_by_marker(text)
+
+
+def test_every_marker_splits_where_it_starts() -> None:
+    for marker in message.ORIGINAL_MARKERS:
+        for before in ("", "notice\n", "-", "--", "----------\n", "-- "):
+            text = f"{before}{marker}\nFrom: a@b\n"
+            assert message.split_original(text) == _split_original_marker_by_marker(text)
+
+
+_QUICK_INIT_CLASSES = (report.Facts, report.Decision, report.RecipientResult)
+_QUICK_INIT_CLASSES += (report.Original, report.Report)
+
+
+@pytest.mark.parametrize("cls", _QUICK_INIT_CLASSES, ids=lambda cls: cls.__name__)
+def test_quick_init_takes_the_dataclass_parameters_and_stores_them(cls: type) -> None:
+    fields = dataclasses.fields(cls)
+    params = list(inspect.signature(cls).parameters.values())
+    assert [p.name for p in params] == [f.name for f in fields]
+    for param, f in zip(params, fields, strict=True):
+        assert param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        if f.default is not dataclasses.MISSING:
+            assert param.default is f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            assert param.default is frozen._FACTORY
+        else:
+            assert param.default is inspect.Parameter.empty
+    values = {f.name: object() for f in fields}
+    made = cls(**values)
+    assert all(getattr(made, name) is value for name, value in values.items())
+    assert cls(*values.values()) == made
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.__setattr__(fields[0].name, "changed")
+
+
+def test_quick_init_calls_default_factories_each_time() -> None:
+    first, second = report.Report(kind=Kind.BOUNCE), report.Report(kind=Kind.BOUNCE)
+    assert first.original == report.Original() and first.original is not second.original
+    assert report.Facts("a@b") == report.Facts(address="a@b", reason_hint=None)
+
+
+_SELECTION = mime.FieldSelection(("message-id", "from", "to"), ("x-app-", "list-", "x-mc-"))
+_HEADER_LINES = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                "From: a@b",
+                "from:  <a@b>  ",
+                "TO:x",
+                "To : not a field",
+                "Message-ID: <1@b>",
+                "message-id:",
+                "X-App-Id: 7",
+                "x-APP-: empty name tail",
+                "List-Unsubscribe: <mailto:u@b>",
+                "x-mc-user:\u00a0v\u00a0",
+                "Received: from a by b",
+                "X-Other: 1",
+                "\tfolded: into the previous field",
+                "  more",
+                "",
+                "From ",
+                "Fromage: no",
+                "K: kelvin",
+                "X-App-\u212a: not a name",
+                "l" + "i" * 130 + ": too long",
+            ]
+        ),
+        st.text(alphabet="FfTtXx-:Mm \t\u00a0aA\u212a", max_size=12),
+    ),
+    max_size=12,
+)
+
+
+def _selected(headers: mime.Headers) -> list[tuple[str, str]]:
+    return [
+        (name, value)
+        for name, value in headers.items()
+        if name.lower() in ("message-id", "from", "to")
+        or name.lower().startswith(("x-app-", "list-", "x-mc-"))
+    ]
+
+
+@_RELAXED
+@given(_HEADER_LINES, st.sampled_from(["\n", "\r\n"]))
+def test_a_field_selection_reads_the_selected_fields_as_the_full_parse(
+    lines: list[str], newline: str
+) -> None:
+    block = newline.join(lines).encode("utf-8") + b"\n"
+    full = mime.parse_header_block(block)
+    scanned = _SELECTION.scan(block)
+    assert scanned is not None
+    has_fields, selected = scanned
+    assert has_fields == (len(full) > 0)
+    assert selected.items() == _selected(full)
+    for name in ("Message-ID", "from", "TO", "x-app-id", "List-Unsubscribe", "received"):
+        assert selected.get(name) == (full.get(name) if name != "received" else "")
+
+
+def test_a_field_selection_leaves_a_block_of_too_many_lines_to_the_full_parse() -> None:
+    assert _SELECTION.scan(b"X-A: 1\n" * mime.MAX_HEADERS) is None
+    assert _SELECTION.scan(b"X-A: 1\n" * (mime.MAX_HEADERS - 1)) is not None
+    # The shortest fields take three bytes each: a block under 3000 bytes has at most 1000.
+    shortest = b"a:\n" * (mime.MAX_HEADERS - 1) + b"a:"  # 2999 bytes, as many as allowed
+    problems: list[Problem] = []
+    assert len(mime.parse_header_block(shortest, problems)) == mime.MAX_HEADERS and not problems
+    scanned = _SELECTION.scan(shortest)  # read by the scan, not left to the full parse
+    assert scanned is not None and scanned[0] and not scanned[1].items()
+
+
+@_RELAXED
+@given(st.text(alphabet="From:\n \tab-", max_size=40))
+def test_the_header_block_is_split_head_bodys_head(text: str) -> None:
+    data = text.encode()
+    assert mime.header_block(data) == mime.split_head_body(data)[0]
+
+
+def _bounce(returned_type: str, returned: str, text: str = "notice") -> bytes:
+    return (
+        "From: MAILER-DAEMON@b\nContent-Type: multipart/report; boundary=B\n\n"
+        f"--B\nContent-Type: text/plain\n\n{text}\n"
+        f"--B\nContent-Type: {returned_type}\n\n{returned}\n--B--\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _bounce("message/rfc822", "Received: x\nFrom: a@b\nTo: c@d\nX-App-Id: 1\n\nbody"),
+        _bounce("text/rfc822-headers", "Message-ID: <1@b>\nList-Id: l\nTo: c@d"),
+        _bounce("message/rfc822", "no header here\n", "----- Original message -----\nTo: e@f"),
+        _bounce("message/rfc822", "\nbody only", "--- Original message header\nFrom: g@h"),
+        b"From: a@b\nContent-Type: text/plain\n\n----- Original message follows -----\nTo: x@y\n",
+    ],
+)
+def test_selected_original_headers_are_the_full_ones(raw: bytes) -> None:
+    full, quick = message.Mail(raw), message.Mail(raw)
+    assert _selected(quick.original_headers(_SELECTION)) == _selected(full.original_headers())
+    assert quick.problems == full.problems
+
+
+@_RELAXED
+@given(st.text(alphabet="ab@<> \t\n.-\u00a0", max_size=60))
+def test_addresses_replaced_word_by_word_as_over_the_whole_line(text: str) -> None:
+    whole = _transcript._ADDRESS.sub("<>", _common.squash(text).lower())
+    assert _transcript._comparable(text) == whole
+
+
+def _find_command_case_insensitively(text: str) -> str:
+    """find_command as it was: the re.I pattern over the text itself."""
+    match = command._COMMAND.search(text)
+    if not match:
+        return ""
+    return "DATA" if match.group("eod") else command._CANONICAL.get(match.group("cmd").lower(), "")
+
+
+_COMMAND_SOUP = st.lists(
+    st.sampled_from(
+        [
+            *command._LEADS,
+            *("In Reply To", "AFTER", " ", "\n", "the ", "end of ", "RCPT", "Data", "initial "),
+            *("server ", "greeting", "banner", "x", "\u0130", "\u0131", "\u017f", "\u212a"),
+        ]
+    ),
+    max_size=10,
+).map("".join)
+
+
+@_RELAXED
+@given(_COMMAND_SOUP)
+def test_the_command_is_found_in_the_lower_cased_text_as_case_insensitively(text: str) -> None:
+    assert command.find_command(text) == _find_command_case_insensitively(text)
+
+
+_CASELESS = {
+    "exim._SIGNATURE": exim._SIGNATURE,
+    "exim._START": exim._START,
+    "exim._END": exim._END,
+    "postfix._SIGNATURE": postfix._SIGNATURE,
+    "courier._SIGNATURE": courier._SIGNATURE,
+    "sendmail._FATAL": sendmail._FATAL,
+    "sendmail._INLINE_DSN": sendmail._INLINE_DSN,
+}
+_CASELESS_SOUP = st.lists(
+    st.sampled_from(
+        [
+            "This message was created automatically by mail delivery software",
+            "following addresses failed:",
+            "Address(es) to which the message has not yet been delivered is:",
+            "  ------ This is a copy of",
+            "Reporting-MTA:",
+            "this address has been IGNORED",
+            "This is the Postfix program at host ",
+            "running the Courier mail server, version",
+            "----- The following addresses had permanent fatal errors -----",
+            " ",
+            "\n",
+            "\t",
+            "-----",
+            "x",
+            "\u0130",
+            "\u0131",
+            "\u017f",
+            "\u212a",
+            "\u03a3",
+            "A\u03a3",
+            "Content-Type: message/delivery-status",
+            "\u00a0",
+            "S",
+            "K",
+        ]
+    ),
+    max_size=8,
+).map("".join)
+
+
+@pytest.mark.parametrize("name", sorted(_CASELESS))
+def test_a_caseless_source_spells_its_letters_in_lower_case(name: str) -> None:
+    source = _CASELESS[name].ignorecase.pattern
+    assert re.sub(r"\\[A-Za-z]", "", source) == re.sub(r"\\[A-Za-z]", "", source).lower()
+
+
+@_RELAXED
+@given(_CASELESS_SOUP, st.integers(0, 40))
+def test_the_lower_cased_search_gives_the_case_insensitive_match(text: str, cut: int) -> None:
+    for pattern in _CASELESS.values():
+        expected = pattern.ignorecase.search(text)
+        found = pattern.search(text, text.lower())
+        assert (found and (found.span(), found.groups())) == (
+            expected and (expected.span(), expected.groups())
+        )
+        # The start of the lower-cased whole, as the detectors pass it.
+        expected = pattern.ignorecase.search(text[:cut])
+        found = pattern.search(text[:cut], text.lower()[:cut])
+        assert (found and found.span()) == (expected and expected.span())

@@ -13,9 +13,12 @@ from bounceback.core.lazy import lazy
 from bounceback.core.mime import (
     _EMBEDDED,
     _HEADERS_ONLY,
+    MAX_DEPTH,
+    FieldSelection,
     Headers,
     Part,
     decode_words,
+    header_block,
     html_to_text,
     normalize_newlines,
     parse_header_block,
@@ -58,8 +61,18 @@ ORIGINAL_MARKERS = (
     "--- undeliverable message ---",
 )
 _MARKERS = ORIGINAL_MARKERS
-# All markers but a few begin with dashes: a text without "---" is searched for those few only.
+# All markers but a few begin with dashes ("---" at least). Those few are searched for one by one.
 _UNDASHED = tuple(marker for marker in _MARKERS if not marker.startswith("---"))
+
+
+# The dashed markers as one pattern: a search finds where the first of them starts (the leftmost
+# match), in one pass that looks only at the places where three dashes are, instead of one search
+# of the whole text per marker. Plain literals, no repetition: nothing to backtrack over.
+_DASHED = re.compile(
+    "---(?:" + "|".join(re.escape(m[3:]) for m in _MARKERS if m.startswith("---")) + ")"
+)
+# A marker that starts before ``best`` ends before this much further.
+_LONGEST_DASHED = max(len(m) for m in _MARKERS if m.startswith("---"))
 
 _ORIGINAL_FIELD = re.compile(
     r"^(message-id|from|to|subject|date|x-[\w-]{1,60}):[ \t]*(.*)$", re.I | re.M
@@ -138,12 +151,20 @@ class Mail:
     @lazy
     def returned(self) -> Part | None:
         """The returned original message (or its headers), as a Part with headers, if attached."""
+        container = self._returned_container
+        if container is None:
+            return None
+        children = container.children
+        return children[0] if children else None
+
+    @lazy
+    def _returned_container(self) -> Part | None:
+        """The message/rfc822 (or headers-only) part that holds the returned message."""
         for part in self.own_parts:
             if part is self.root:
                 continue
             if part.content_type in _RETURNED:
-                children = part.children
-                return children[0] if children else None
+                return part
         return None
 
     @lazy
@@ -203,15 +224,40 @@ class Mail:
     def _split(self) -> tuple[str, str]:
         return split_original(self.text, self.text_lower)
 
-    def original_headers(self) -> Headers:
-        """Headers of the returned message: the attached part, else the inline copy."""
+    def original_headers(self, select: FieldSelection | None = None) -> Headers:
+        """Headers of the returned message: the attached part, else the inline copy.
+
+        With ``select``, a caller that reads only the selected fields gets at least those: an
+        attached part not yet read as a Part, or the inline copy, has only them read from its
+        header block."""
+        # (A lazy value, once computed, is in the instance's __dict__: then it costs nothing.)
+        if select is not None and "returned" not in self.__dict__:
+            scanned = self._scan_returned(select)
+            if scanned is not None:
+                has_fields, selected = scanned
+                return selected if has_fields else self._inline_headers(select)
         returned = self.returned
         if returned is not None and len(returned.headers):
             return returned.headers
+        return self._inline_headers(select)
+
+    def _scan_returned(self, select: FieldSelection) -> tuple[bool, Headers] | None:
+        """:meth:`FieldSelection.scan` of the header block that :attr:`returned` would parse;
+        None when there is no such part or it is nested too deep (``returned`` records that)."""
+        container = self._returned_container
+        if container is None or container.depth >= MAX_DEPTH:
+            return None
+        data = container.decoded  # as Part.children decodes it, with the same problems
+        head = data if container.content_type in _HEADERS_ONLY else header_block(data)
+        return select.scan(head)
+
+    def _inline_headers(self, select: FieldSelection | None) -> Headers:
         inline = self.inline_original
-        if inline:
-            return parse_header_block(_header_lines(inline).encode("utf-8", "replace"))
-        return Headers([])
+        if not inline:
+            return Headers([])
+        block = _header_lines(inline).encode("utf-8", "replace")
+        scanned = select.scan(block) if select is not None else None
+        return scanned[1] if scanned is not None else parse_header_block(block)
 
 
 def split_original(text: str, lower: str = "") -> tuple[str, str]:
@@ -219,11 +265,14 @@ def split_original(text: str, lower: str = "") -> tuple[str, str]:
     ``text.lower()`` when the caller has it already."""
     lower = lower or text.lower()
     best = len(lower)  # none found yet
-    for marker in _MARKERS if "---" in lower else _UNDASHED:
+    for marker in _UNDASHED:
         # Only a marker that starts before the best so far matters: the search ends there.
         pos = lower.find(marker, 0, best + len(marker) - 1)
         if pos >= 0:
             best = pos
+    dashed = _DASHED.search(lower, 0, best + _LONGEST_DASHED)
+    if dashed is not None and dashed.start() < best:
+        best = dashed.start()
     if best == len(lower):
         return text, ""
     line_end = text.find("\n", best)

@@ -8,10 +8,14 @@ from bounceback.core import address as addr
 from bounceback.core.classify import classify
 from bounceback.core.formats import DETECTORS
 from bounceback.core.message import Mail
-from bounceback.core.mime import decode_words
+from bounceback.core.mime import FieldSelection, decode_words
 from bounceback.core.report import Facts, Original, Problem, RecipientResult, Report
 from bounceback.core.standards import rfc3464
 from bounceback.core.taxonomy import Action, Kind, Reason, categorize, derived_status
+
+# The detectors as (name, function) pairs: the loop over them runs for every message, and
+# unpacking a pair is cheaper than reading two attributes of each.
+_DETECTORS = tuple((detector.name, detector.detect) for detector in DETECTORS)
 
 # Headers of the returned message kept on Original.headers: ours, and the ones senders commonly
 # use to tie a message to their own records.
@@ -35,7 +39,14 @@ _OWN_HEADER_PREFIXES = (
 _OWN_HEADER_INITIALS = frozenset(
     initial for prefix in _OWN_HEADER_PREFIXES for initial in (prefix[0], prefix[0].upper())
 )
+# What _original reads of the returned message's headers: only these are looked for.
+_ORIGINAL_FIELDS = FieldSelection(
+    ("message-id", "from", "to", "subject", "date"), _OWN_HEADER_PREFIXES
+)
 _RETURN_PATH_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To")
+
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)  # made once, not at every call
 
 
 def parse(raw: bytes) -> Report:
@@ -43,7 +54,7 @@ def parse(raw: bytes) -> Report:
 
     Raises TypeError when ``raw`` is not bytes (a programmer error, not bad mail).
     """
-    if not isinstance(raw, bytes | bytearray | memoryview):
+    if not isinstance(raw, _BYTES_LIKE):
         raise TypeError(f"parse() takes bytes, not {type(raw).__name__}")
     mail = Mail(bytes(raw))
     try:
@@ -61,12 +72,12 @@ def parse(raw: bytes) -> Report:
 def _parse(mail: Mail) -> Report:
     detector_name = ""
     facts: list[Facts] = []
-    for detector in DETECTORS:
-        found = detector.detect(mail)
+    for name, detect in _DETECTORS:
+        found = detect(mail)
         if found:
-            detector_name, facts = detector.name, _dedupe(found)
+            detector_name, facts = name, _dedupe(found)
             break
-    results = tuple(_classify(f, mail, detector_name) for f in facts)
+    results = tuple([_classify(f, mail, detector_name) for f in facts])  # no generator
     return_path = _return_path(mail)
     return Report(
         kind=_kind(results),
@@ -145,6 +156,9 @@ def is_permanent(facts: Facts) -> bool:
     return facts.action is not Action.DELAYED
 
 
+_DELIVERED_ONLY = frozenset({Reason.DELIVERED})
+
+
 def _kind(results: tuple[RecipientResult, ...]) -> Kind:
     if not results:
         return Kind.NOT_BOUNCE
@@ -153,16 +167,18 @@ def _kind(results: tuple[RecipientResult, ...]) -> Kind:
         return Kind.COMPLAINT
     if Reason.AUTO_REPLY in reasons:
         return Kind.AUTO_REPLY
-    if reasons == {Reason.DELIVERED}:
+    if reasons == _DELIVERED_ONLY:
         return Kind.DELIVERED
-    failed = [r for r in results if r.reason is not Reason.DELIVERED]
-    if all(r.action is Action.DELAYED for r in failed):
-        return Kind.DELAY
-    return Kind.BOUNCE
+    # A delay when each recipient that was not delivered is only delayed (a plain loop: no list
+    # of them, no generator).
+    for result in results:
+        if result.reason is not Reason.DELIVERED and result.action is not Action.DELAYED:
+            return Kind.BOUNCE
+    return Kind.DELAY
 
 
 def _original(mail: Mail) -> Original:
-    headers = mail.original_headers()
+    headers = mail.original_headers(_ORIGINAL_FIELDS)
     own = tuple(
         [  # a list comprehension: cheaper than tuple() over a generator
             (name, value)

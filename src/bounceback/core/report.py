@@ -3,12 +3,16 @@
 Two stages meet here. Detectors (``standards/`` and ``formats/``) produce :class:`Facts`, what a
 bounce says about one recipient, unclassified. The classifier turns each into a
 :class:`RecipientResult` with a reason, a category and the id of the rule that decided it.
+
+The classes built for every message get a faster ``__init__`` (:func:`~bounceback.core.frozen.
+quick_init`); they are frozen dataclasses all the same.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bounceback.core.frozen import quick_init
 from bounceback.core.taxonomy import Action, Category, Kind, Reason
 
 
@@ -20,6 +24,7 @@ class Problem:
     detail: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Facts:
     """What a bounce says about one recipient, before classification.
@@ -45,6 +50,7 @@ class Facts:
     hint_rule: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """How the classifier decided a reason: the rule id and the text it matched."""
@@ -55,6 +61,7 @@ class Decision:
     sender_dmarc: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RecipientResult:
     """One affected recipient, classified."""
@@ -84,6 +91,7 @@ class RecipientResult:
         return self.category.is_hard(self.permanent)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Original:
     """What identifies the message the bounce answers (from the returned message or headers)."""
@@ -105,6 +113,7 @@ class Original:
         return ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Report:
     """Everything ``parse`` learnt about one message."""

@@ -133,7 +133,12 @@ class Transcript:
 
 
 def _comparable(text: str) -> str:
-    return _ADDRESS.sub("<>", squash(text).lower())
+    """The text squashed and lower-cased, each address replaced by "<>"."""
+    # No address contains a space, so only the words with an "@" can hold one: the same result
+    # as substituting over the whole line, without trying the pattern at every position (its
+    # second form rescans a word from each of its characters).
+    words = squash(text).lower().split(" ")
+    return " ".join([_ADDRESS.sub("<>", word) if "@" in word else word for word in words])
 
 
 def section(text: str, lower: str = "") -> str:

@@ -24,14 +24,15 @@ import re
 from bounceback.core.formats import _mta
 from bounceback.core.formats._common import facts
 from bounceback.core.message import Mail
-from bounceback.core.quick import may_contain
+from bounceback.core.quick import CaselessPattern, may_contain
 from bounceback.core.report import Facts
 from bounceback.core.standards import command
 from bounceback.core.taxonomy import Action
 
 NAME = "courier"
 
-_SIGNATURE = re.compile(r"running the courier mail server, version", re.I)
+# Searched over the lower-cased text where it can (see quick).
+_SIGNATURE = CaselessPattern(r"running the courier mail server, version")
 _SUBJECT = re.compile(r"mail delivery status|delayed mail|delivery failure", re.I)
 _SENDER = re.compile(r"postmaster|mailer-daemon|courier-mta", re.I)
 _PARAGRAPH = re.compile(r"^<([^<>\s]+@[^<>\s]+)>:[ \t]*$", re.M)
@@ -60,7 +61,9 @@ def detect(mail: Mail) -> list[Facts] | None:
     if not (_about_delivery(mail) or _from_daemon(mail)):
         return None
     text = mail.text
-    if not mail.mentions("courier mail server") or not _SIGNATURE.search(text[:2000]):
+    if not mail.mentions("courier mail server") or not _SIGNATURE.search(
+        text[:2000], mail.text_lower[:2000]
+    ):
         return None
     report = _mta.dsn_facts(mail)
     if report:

@@ -24,6 +24,7 @@ from bounceback.core import address as addr
 from bounceback.core.formats import _mta
 from bounceback.core.formats._common import facts, squash
 from bounceback.core.message import Mail
+from bounceback.core.quick import CaselessPattern
 from bounceback.core.report import Facts
 from bounceback.core.standards import command
 from bounceback.core.standards import status as st
@@ -32,26 +33,25 @@ from bounceback.core.taxonomy import Action, Reason
 NAME = "exim"
 
 # The notice's fixed first sentence, in Exim 4 (and its "SMTP relay" customisation) and Exim 3.
-_SIGNATURE = re.compile(
+# (Case-insensitive patterns searched over the lower-cased text where they can: see quick.)
+_SIGNATURE = CaselessPattern(
     r"this message was created automatically by (?:mail delivery software|the smtp relay)|"
     r"a message that you sent (?:could not be delivered|has not yet been delivered|"
-    r"contained one or more recipient addresses)",
-    re.I,
+    r"contained one or more recipient addresses)"
 )
 # Where the recipient blocks begin.
-_START = re.compile(
+_START = CaselessPattern(
     r"following\s+address(?:\(es\)|es)?\s+failed:|"
     r"address(?:\(es\)|es)?\s+to\s+which\s+the\s+message\s+has\s+not\s+yet\s+been\s+delivered"
     r"\s+(?:is|are):|"
-    r"recipient\s+addresses\s+that\s+were\s+incorrectly\s+constructed:",
-    re.I,
+    r"recipient\s+addresses\s+that\s+were\s+incorrectly\s+constructed:"
 )
 # Where they end: the returned copy, the transport output, the delay footer, the report.
-_END = re.compile(
+_END = CaselessPattern(
     r"^\s*(?:-{3,}\s*this is a copy of|the following text was generated during|"
     r"no action is required on your part|this address has been ignored|reporting-mta:|"
     r"-{3,}\s*the body of the message is)",
-    re.I | re.M,
+    re.M,
 )
 _TRANSCRIPT = re.compile(r"the following text was generated during the delivery attempts?:", re.I)
 _TRANSCRIPT_WORDS = "was generated during the delivery attempt"  # for a plain search first
@@ -70,11 +70,11 @@ def detect(mail: Mail) -> list[Facts] | None:
     if not _looks_like_exim(mail):
         return None
     text = mail.text
-    start = _START.search(text)
+    start = _START.search(text, mail.text_lower)
     if start is None:
         return None
     section = text[start.end() :]
-    end = _END.search(section)
+    end = _END.search(section, section.lower())
     blocks = _blocks(section[: end.start()] if end else section)
     if not blocks:
         return None
@@ -107,7 +107,7 @@ def _looks_like_exim(mail: Mail) -> bool:
     # Most daemon notices are not Exim's: a plain search for the signature's words first.
     if not mail.mentions("created automatically by", "a message that you sent"):
         return False
-    return bool(_SIGNATURE.search(mail.text[:4000]))
+    return bool(_SIGNATURE.search(mail.text[:4000], mail.text_lower[:4000]))
 
 
 def _blocks(section: str) -> list[Block]:

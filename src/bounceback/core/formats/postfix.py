@@ -23,13 +23,15 @@ from bounceback.core import address as addr
 from bounceback.core.formats import _mta
 from bounceback.core.formats._common import facts, squash
 from bounceback.core.message import Mail
+from bounceback.core.quick import CaselessPattern
 from bounceback.core.report import Facts
 from bounceback.core.standards import rfc3464
 from bounceback.core.taxonomy import Action, Reason
 
 NAME = "postfix"
 
-_SIGNATURE = re.compile(r"this is the (?:mail system|postfix program) at host ", re.I)
+# Searched over the lower-cased text where it can (see quick).
+_SIGNATURE = CaselessPattern(r"this is the (?:mail system|postfix program) at host ")
 _SUBJECTS = re.compile(
     r"^(?:undelivered mail returned to sender|delayed mail \(still being retried\)|"
     r"mail delivery status report|successful mail delivery report|"
@@ -67,7 +69,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     if mail.subject_lower.startswith("postfix smtp server: errors from"):
         return _transcript(text)
     # Many notices pass a Postfix relay: a plain search for the signature's words first.
-    if not mail.mentions(" at host ") or not _SIGNATURE.search(text[:5000]):
+    if not mail.mentions(" at host ") or not _SIGNATURE.search(text[:5000], mail.text_lower[:5000]):
         return None
     report = _mta.dsn_facts(mail) or _inline_report(text)
     paragraphs = _paragraphs(text)

@@ -28,18 +28,19 @@ from dataclasses import replace
 from bounceback.core import address as addr
 from bounceback.core.formats import _transcript
 from bounceback.core.message import Mail
+from bounceback.core.quick import CaselessPattern
 from bounceback.core.report import Facts
 from bounceback.core.standards import reply, rfc3464, status
 from bounceback.core.taxonomy import Reason
 
 NAME = "sendmail"
 
-_FATAL = re.compile(
+# Searched over the lower-cased notice where it can (see quick).
+_FATAL = CaselessPattern(
     r"-----\s*the following addresses? had (?:permanent fatal|transient non-fatal)"
-    r" errors\s*-----",
-    re.I,
+    r" errors\s*-----"
 )
-_INLINE_DSN = re.compile(r"^content-type:[ \t]*message/delivery-status[^\n]*\n", re.I | re.M)
+_INLINE_DSN = CaselessPattern(r"^content-type:[ \t]*message/delivery-status[^\n]*\n", re.M)
 _EXIT_STATUS = re.compile(r"^\d{1,3}$")
 _BOUNDARY_LINE = re.compile(r"^--\S", re.M)
 _WORD = re.compile(r"[A-Za-z]{2,}")
@@ -59,7 +60,7 @@ def detect(mail: Mail) -> list[Facts] | None:
     if not found:
         return None
     transcript = _transcript.parse(_transcript.section(notice, mail.notice_lower))
-    listed = _listed_addresses(notice)
+    listed = _listed_addresses(notice, mail.notice_lower)
     out: list[Facts] = []
     for index, found_facts in enumerate(found):
         fixed = _fix_address(found_facts, index, len(found), listed)
@@ -71,7 +72,7 @@ def _has_fatal_list(mail: Mail) -> bool:
     # The regular expression runs only where its words are (a plain search is far cheaper).
     if not mail.mentions("had permanent fatal errors", "had transient non-fatal errors"):
         return False
-    return _FATAL.search(mail.notice) is not None
+    return _FATAL.search(mail.notice, mail.notice_lower) is not None
 
 
 def _dsn_blocks(mail: Mail) -> tuple[rfc3464.Block, list[rfc3464.Block]] | None:
@@ -79,7 +80,7 @@ def _dsn_blocks(mail: Mail) -> tuple[rfc3464.Block, list[rfc3464.Block]] | None:
     if part is not None:
         text = part.text
     else:
-        match = _INLINE_DSN.search(mail.text)
+        match = _INLINE_DSN.search(mail.text, mail.text_lower)
         if match is None:
             return None
         rest = mail.text[match.end() :]
@@ -89,9 +90,10 @@ def _dsn_blocks(mail: Mail) -> tuple[rfc3464.Block, list[rfc3464.Block]] | None:
     return (per_message, recipients) if recipients else None
 
 
-def _listed_addresses(notice: str) -> list[str]:
-    """Addresses under "The following addresses had permanent fatal errors"."""
-    match = _FATAL.search(notice)
+def _listed_addresses(notice: str, lower: str) -> list[str]:
+    """Addresses under "The following addresses had permanent fatal errors" (``lower``:
+    the notice lower-cased)."""
+    match = _FATAL.search(notice, lower)
     if match is None:
         return []
     out: list[str] = []
