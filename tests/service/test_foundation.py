@@ -6,11 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.orm import Session, sessionmaker
 
 from bounceback.service import jobs
-from bounceback.service.db.models import Job
-from bounceback.service.db.session import transaction
+from bounceback.service.db.models import Base, Job
+from bounceback.service.db.session import alembic_config, transaction
 from bounceback.service.domain import security, verp
 from bounceback.service.settings import SettingsError, load
 
@@ -48,6 +52,24 @@ def test_schema_is_migrated(db_url: str) -> None:
         "jobs",
         "alembic_version",
     } <= tables
+
+
+def test_migrations_match_the_models(db_url: str) -> None:
+    """What the migrations build is what models.py declares (a model change without its
+    migration fails here), and they go down and up again."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection)
+            assert compare_metadata(context, Base.metadata) == []
+            assert (
+                context.get_current_revision()
+                == ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
+            )
+    finally:
+        engine.dispose()
+    command.downgrade(alembic_config(db_url), "0001")
+    command.upgrade(alembic_config(db_url), "head")
 
 
 def test_verp_tokens_are_signed() -> None:

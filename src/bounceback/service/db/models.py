@@ -234,6 +234,8 @@ class BounceEvent(Base):
     __table_args__ = (
         UniqueConstraint("raw_bounce_id", "email"),
         Index("ix_bounce_events_account_email", "account_id", "email"),
+        # The global-bounce check counts one address's bounces across every account.
+        Index("ix_bounce_events_email", "email", "created_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
