@@ -485,3 +485,19 @@ def test_the_lower_cased_search_gives_the_case_insensitive_match(text: str, cut:
         expected = pattern.ignorecase.search(text[:cut])
         found = pattern.search(text[:cut], text.lower()[:cut])
         assert (found and found.span()) == (expected and expected.span())
+
+
+@pytest.mark.parametrize("cls", _QUICK_INIT_CLASSES, ids=lambda cls: cls.__name__)
+def test_frozen_replace_is_dataclasses_replace(cls: type) -> None:
+    fields = dataclasses.fields(cls)
+    made = cls(**{f.name: object() for f in fields})
+    for count in (0, 1, 2, len(fields)):
+        changes = {f.name: object() for f in fields[:count]}
+        copied = frozen.replace(made, **changes)
+        assert type(copied) is cls and copied is not made
+        expected = dataclasses.replace(made, **changes)
+        assert all(getattr(copied, f.name) is getattr(expected, f.name) for f in fields)
+    with pytest.raises(TypeError):
+        frozen.replace(made, no_such_field=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        copied.__setattr__(fields[0].name, "changed")

@@ -7,10 +7,10 @@ SMTP command the server answered; the report often does not).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from bounceback.core import address as addr
+from bounceback.core.frozen import replace
 from bounceback.core.message import Mail
 from bounceback.core.report import Facts
 from bounceback.core.standards import command, reply, rfc3464
@@ -60,7 +60,7 @@ def enrich(fact: Facts, paragraph: str) -> Facts:
     diagnostic, the paragraph itself."""
     text = " ".join(paragraph.split())  # whitespace collapsed to single spaces
     diagnostic = unfold(fact.diagnostic or text)
-    return dataclasses.replace(
+    return replace(
         fact,
         diagnostic=diagnostic,
         status=st.more_specific(fact.status, diagnostic),

@@ -23,10 +23,10 @@ the text itself.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from bounceback.core import address as addr
 from bounceback.core.formats import _transcript
+from bounceback.core.frozen import replace
 from bounceback.core.message import Mail
 from bounceback.core.quick import CaselessPattern
 from bounceback.core.report import Facts
