@@ -28,7 +28,7 @@ from bounceback.core.classify.rules.providers import PROVIDER_RULES
 from bounceback.core.formats import _common, _mta, _transcript, courier, exim, postfix, sendmail
 from bounceback.core.quick import _CASE_TRAPS, may_contain
 from bounceback.core.report import Problem
-from bounceback.core.standards import command, status
+from bounceback.core.standards import command, rfc3464, status
 from bounceback.core.taxonomy import Kind
 
 _RELAXED = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -501,3 +501,32 @@ def test_frozen_replace_is_dataclasses_replace(cls: type) -> None:
         frozen.replace(made, no_such_field=1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         copied.__setattr__(fields[0].name, "changed")
+
+
+_BLANKS = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+
+
+def test_a_blank_line_is_what_strip_empties() -> None:
+    # parse_fields tests "not line or line.isspace()" where it tested "not line.strip()".
+    for line in ["", *_BLANKS, _BLANKS, " x", "x\u00a0", "\u200b"]:
+        assert (not line or line.isspace()) == (not line.strip())
+
+
+_DSN_VALUES = st.sampled_from(["", " ", "rfc822; a@b.example", "dns; mx.example", "smtp; 550 x"])
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(sorted(rfc3464._RECIPIENT_FIELDS | {"remote-mta"})), _DSN_VALUES
+    ),
+    _DSN_VALUES,
+)
+def test_facts_from_block_reads_a_missing_field_as_empty(block: dict[str, str], mta: str) -> None:
+    # facts_from_block skips the cleaning calls for a field the block lacks: the same as
+    # cleaning "" (every field spelled out, empty, gives the same facts).
+    full = dict.fromkeys((*rfc3464._RECIPIENT_FIELDS, "remote-mta", "diagnostic-code"), "")
+    full.update(block)
+    per_message = {"reporting-mta": mta} if mta else {}
+    assert rfc3464.facts_from_block(block, per_message) == rfc3464.facts_from_block(
+        full, {"reporting-mta": mta}
+    )
