@@ -530,3 +530,18 @@ def test_facts_from_block_reads_a_missing_field_as_empty(block: dict[str, str], 
     assert rfc3464.facts_from_block(block, per_message) == rfc3464.facts_from_block(
         full, {"reporting-mta": mta}
     )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["X-Mimecast-Spam", "x-MIMECAST", "X-Mime", "Received", "İ-x", "x"]),
+            st.just("v"),
+        )
+    )
+)
+def test_has_prefix_is_a_scan_of_every_name(items: list[tuple[str, str]]) -> None:
+    headers = mime.Headers(items)
+    for prefix in ("x-mimecast", "x-mime", "i", "received"):
+        expected = any(name.lower().startswith(prefix) for name, _ in headers.items())
+        assert headers.has_prefix(prefix) is expected

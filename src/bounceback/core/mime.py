@@ -147,6 +147,11 @@ class Headers:
     def __contains__(self, name: str) -> bool:
         return name.lower() in self._first
 
+    def has_prefix(self, prefix: str) -> bool:
+        """Whether a field's name starts with ``prefix`` (lower-case) in any case: each name is
+        tested once, lower-cased already, however many fields have it (Received ...)."""
+        return any(key.startswith(prefix) for key in self._first)
+
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
 
