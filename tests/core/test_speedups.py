@@ -545,3 +545,45 @@ def test_has_prefix_is_a_scan_of_every_name(items: list[tuple[str, str]]) -> Non
     for prefix in ("x-mimecast", "x-mime", "i", "received"):
         expected = any(name.lower().startswith(prefix) for name, _ in headers.items())
         assert headers.has_prefix(prefix) is expected
+
+
+def _unfold_always_substituting(text: str) -> str:
+    """_mta.unfold before it returned one-line replies without the substitution."""
+    first = _mta._FIRST_REPLY.search(text)
+    if first is None:
+        return text
+    code, status = re.escape(first.group(1)), first.group(2)
+    repeat = rf"\s{code}-" + (rf"(?:{re.escape(status)}\s)?" if status else "")
+    if status:
+        repeat = rf"(?:{repeat}|\s{code} {re.escape(status)}\s)"
+    head, rest = text[: first.end()], text[first.end() :]
+    return head + re.sub(repeat, " ", rest)
+
+
+_REPLY_PIECES = st.sampled_from(
+    [
+        "550",
+        "550-",
+        "550 ",
+        "5.7.1",
+        "5.7.1 ",
+        "451",
+        "\n",
+        " ",
+        "-",
+        "x",
+        "550-5.7.1 ",
+        "550 5.7.1 ",
+    ]
+)
+
+
+@given(st.lists(_REPLY_PIECES, max_size=12).map("".join))
+def test_unfold_skips_only_replies_it_would_not_change(text: str) -> None:
+    assert _mta.unfold(text) == _unfold_always_substituting(text)
+
+
+def test_unfold_joins_a_multi_line_reply() -> None:
+    text = "550-5.7.1 Messages with multiple\n550-5.7.1 addresses\n550 5.7.1 refused"
+    assert _mta.unfold(text) == _unfold_always_substituting(text)
+    assert _mta.unfold(text) == "550-5.7.1 Messages with multiple addresses refused"

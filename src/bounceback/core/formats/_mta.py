@@ -37,12 +37,17 @@ def unfold(text: str) -> str:
     first = _FIRST_REPLY.search(text)
     if first is None:
         return text
-    code, status = re.escape(first.group(1)), first.group(2)
+    # Every repeat below holds "<code>-" or "<code> <status>": a reply of one line (most of
+    # them) has neither after its start, and is returned without making the pattern.
+    rest = text[first.end() :]
+    literal, status = first.group(1), first.group(2)
+    if literal + "-" not in rest and (not status or f"{literal} {status}" not in rest):
+        return text
+    code = re.escape(literal)
     repeat = rf"\s{code}-" + (rf"(?:{re.escape(status)}\s)?" if status else "")
     if status:
         repeat = rf"(?:{repeat}|\s{code} {re.escape(status)}\s)"
-    head, rest = text[: first.end()], text[first.end() :]
-    return head + re.sub(repeat, " ", rest)
+    return text[: first.end()] + re.sub(repeat, " ", rest)
 
 
 def dsn_facts(mail: Mail) -> list[Facts]:
