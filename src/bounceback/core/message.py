@@ -177,16 +177,23 @@ class Mail:
             if part.is_multipart and part is self.root and not part.children:
                 plain.append(part.text)  # a multipart whose parts cannot be found: read it whole
                 continue
-            if part.is_multipart or part.content_type in _RETURNED:
+            ctype = part.content_type
+            if ctype == "text/plain":  # read whether it is an attachment or not
+                plain.append(part.text)
                 continue
-            disposition = part.headers.get("Content-Disposition").lower()
-            if disposition.startswith("attachment") and part.content_type != "text/plain":
+            if (
+                part.is_multipart
+                or ctype in _RETURNED
+                or not (ctype == "text/html" or part is self.root)
+            ):
+                continue  # (nor any other type but the message's own body)
+            if part.headers.get("Content-Disposition").lower().startswith("attachment"):
                 continue
-            if part.content_type == "text/html":
+            if ctype == "text/html":
                 # Decoded now, so that its problems are recorded in part order; reduced to text
                 # (the costly step) only when there is no plain text to read instead.
                 html.append(part.source_text)
-            elif part.content_type == "text/plain" or part is self.root:
+            else:
                 plain.append(part.text)
         if plain:
             return "\n".join(plain)
