@@ -306,8 +306,8 @@ class Part:
         self.body = body
         # Every walk over the parts asks for the content type, many times: plain attributes.
         self.content_type, self.params = _content_type(self.headers.get("Content-Type"))
-        self.maintype = self.content_type.split("/", 1)[0]
-        self.is_multipart = self.maintype == "multipart"
+        # (_content_type gives a type with a "/" in it: the prefix is the main type.)
+        self.is_multipart = self.content_type.startswith("multipart/")
 
     # --- children ------------------------------------------------------------------------------
     @lazy
