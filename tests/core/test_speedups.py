@@ -589,11 +589,6 @@ def test_unfold_joins_a_multi_line_reply() -> None:
     assert _mta.unfold(text) == "550-5.7.1 Messages with multiple addresses refused"
 
 
-@given(st.text(alphabet="\n \tx:\u00a0\r", max_size=30))
-def test_unfold_is_the_fold_substitution(text: str) -> None:
-    assert mime._unfold(text) == mime._FOLD.sub(" ", text)
-
-
 def test_an_empty_header_block_has_no_fields() -> None:
     problems: list[Problem] = []
     assert len(mime.parse_header_block(b"", problems)) == 0 and not problems

@@ -178,7 +178,7 @@ def parse_header_block(block: bytes, problems: list[Problem] | None = None) -> H
     """
     if not block:  # a part without headers (common in multiparts): nothing to decode or find
         return Headers([])
-    text = _unfold(_decode_header_bytes(block))
+    text = _FOLD.sub(" ", _decode_header_bytes(block))
     items: list[tuple[str, str]] = _FIELD_LINE.findall(text)
     if len(text) > MAX_HEADER_VALUE:  # only then can a value be over the limit
         items = [(name, value[:MAX_HEADER_VALUE]) for name, value in items]
@@ -218,20 +218,11 @@ class FieldSelection:
         # than that many has too few to count its lines.
         if len(block) >= 3 * MAX_HEADERS and block.count(b"\n") >= MAX_HEADERS:
             return None
-        text = _unfold(_decode_header_bytes(block))
+        text = _FOLD.sub(" ", _decode_header_bytes(block))
         items: list[tuple[str, str]] = self._pattern.findall("\n" + text)
         if len(text) > MAX_HEADER_VALUE:
             items = [(name, value[:MAX_HEADER_VALUE]) for name, value in items]
         return _FIELD_LINE.search(text) is not None, Headers(items)
-
-
-def _unfold(text: str) -> str:
-    """``_FOLD.sub(" ", text)``: the substitution runs only when there is a folded line (most
-    part headers are one line or two, and have none); a line break then a blank is what it
-    needs to find."""
-    if "\n " in text or "\n\t" in text:
-        return _FOLD.sub(" ", text)
-    return text
 
 
 def _name_tree(ends: dict[str, str]) -> str:
