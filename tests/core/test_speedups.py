@@ -170,11 +170,25 @@ def test_rewritten_patterns_find_what_the_plain_forms_find(
             _same_search(fast, compiled, "".join(chars))
 
 
+def _params_through_the_escaping_pattern(value: str) -> tuple[str, dict[str, str]]:
+    """parse_params as it reads a value with a backslash, for any value."""
+    head, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    for name, raw in mime._PARAM.findall(rest[:4096]):
+        val = raw
+        if val.startswith('"') and val.endswith('"') and len(val) >= 2:
+            val = val[1:-1].replace('\\"', '"')
+        params.setdefault(name.lower().rstrip("*"), val)
+    return head.strip().lower(), params
+
+
 def test_parameters_without_escapes_read_as_with_them() -> None:
+    # The pattern without escapes gives a quoted value without its quotes in a group of its
+    # own: the parameters come out as the escaping pattern and the unquoting give them.
     for length in range(7):
-        for chars in itertools.product('a;= "\n', repeat=length):
-            text = "".join(chars)
-            assert mime._PARAM_NO_ESCAPES.findall(text) == mime._PARAM.findall(text), text
+        for chars in itertools.product('a;= "\n*', repeat=length):
+            value = "t/s;" + "".join(chars)
+            assert mime.parse_params(value) == _params_through_the_escaping_pattern(value), value
 
 
 _WHITESPACE = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]

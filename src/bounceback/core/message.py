@@ -220,7 +220,9 @@ class Mail:
 
     @lazy
     def notice_lower(self) -> str:
-        return self.notice.lower()
+        notice = self.notice
+        # Most notices are the whole text (no inline copy follows): its lower-cased copy is made.
+        return self.text_lower if notice is self.text else notice.lower()
 
     @lazy
     def inline_original(self) -> str:

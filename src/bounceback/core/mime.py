@@ -98,8 +98,10 @@ def decode_words(value: str) -> str:
 _PARAM = re.compile(r'([\w.*-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
 # The same without backslash escapes in quoted values: where there is no backslash it finds the
 # same parameters, and a plain character run is several times faster to match than the
-# alternation repeated character by character.
-_PARAM_NO_ESCAPES = re.compile(r'([\w.*-]+)\s*=\s*("[^"]*"|[^;\s]*)')
+# alternation repeated character by character. Its quoted value comes without its quotes in
+# a group of its own: a bare value never both starts and ends with a quote (a quote that a later
+# one closes is taken as a quoted value first), so the group to read says whether to unquote.
+_PARAM_NO_ESCAPES = re.compile(r'([\w.*-]+)\s*=\s*(?:"([^"]*)"|([^;\s]*))')
 
 
 def parse_params(value: str) -> tuple[str, dict[str, str]]:
@@ -109,8 +111,11 @@ def parse_params(value: str) -> tuple[str, dict[str, str]]:
     if not rest:  # most values have no parameters: skip the scan
         return head.strip().lower(), params
     rest = rest[:4096]
-    pattern = _PARAM if "\\" in rest else _PARAM_NO_ESCAPES
-    for name, raw in pattern.findall(rest):
+    if "\\" not in rest:
+        for name, quoted, bare in _PARAM_NO_ESCAPES.findall(rest):
+            params.setdefault(name.lower().rstrip("*"), quoted or bare)  # one of them is ""
+        return head.strip().lower(), params
+    for name, raw in _PARAM.findall(rest):
         val = raw
         if val.startswith('"') and val.endswith('"') and len(val) >= 2:
             val = val[1:-1].replace('\\"', '"')
