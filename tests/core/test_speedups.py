@@ -616,3 +616,83 @@ _OPTIONAL_VALUE_LINE = re.compile(r"^([!-9;-~]{1,128}):[^\S\n]*(.*\S)?", re.M)
 def test_field_line_value_alternation_is_the_optional_group(text: str) -> None:
     # _FIELD_LINE's value was "(.*\S)?"; "(.*\S|)" finds the same fields and values.
     assert mime._FIELD_LINE.findall(text) == _OPTIONAL_VALUE_LINE.findall(text)
+
+
+_FIELD_OF_A_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,60})[ \t]*:[ \t]*(.*)$")
+
+
+def _parse_fields_line_by_line(text: str) -> tuple[rfc3464.Block, list[rfc3464.Block]]:
+    """rfc3464.parse_fields as it was: str.split into lines, a match per line."""
+    per_message: rfc3464.Block = {}
+    recipients: list[rfc3464.Block] = []
+    current: rfc3464.Block | None = None
+    last: str | None = None
+    for line in text.split("\n")[:20_000]:
+        if not line.strip():
+            if current:
+                recipients.append(current)
+            current = None
+            last = None
+            continue
+        if line[0] in " \t":
+            if last is not None:
+                target = current if current is not None else per_message
+                if last in target:
+                    target[last] = (target[last] + " " + line.strip())[:16_384]
+            continue
+        match = _FIELD_OF_A_LINE.match(line)
+        if not match:
+            continue
+        name, value = match.group(1).lower(), match.group(2).strip()
+        if current is None and name in rfc3464._PER_MESSAGE and not recipients:
+            per_message.setdefault(name, value)
+            last = name
+            continue
+        if current is not None and name in rfc3464._RECIPIENT_FIELDS and name in current:
+            recipients.append(current)
+            current = None
+        if current is None:
+            if name in rfc3464._PER_MESSAGE:
+                per_message.setdefault(name, value)
+                last = name
+                continue
+            current = {}
+        current.setdefault(name, value)
+        last = name
+    if current:
+        recipients.append(current)
+    return per_message, [b for b in recipients if rfc3464._is_recipient(b)]
+
+
+def test_parse_fields_reads_every_short_text_as_line_by_line() -> None:
+    for length in range(7):
+        for chars in itertools.product("a:\n \t\u00a0-", repeat=length):
+            text = "".join(chars)
+            assert rfc3464.parse_fields(text) == _parse_fields_line_by_line(text), text
+
+
+_DSN_LINES = st.sampled_from(
+    [
+        "Reporting-MTA: dns; mx.example",
+        "Final-Recipient: rfc822; a@b.example",
+        "final-recipient:rfc822;c@d.example",
+        "Original-Recipient: rfc822; e@f.example",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Diagnostic-Code: smtp; 550 5.1.1 unknown",
+        "  continued text",
+        "\tcontinued\r",
+        "",
+        " ",
+        "\u00a0",
+        "junk line",
+        "X-Postfix-Queue-ID: 1",
+        "Arrival-Date: now",
+        "Name : value ",
+    ]
+)
+
+
+@given(st.lists(_DSN_LINES, max_size=25).map("\n".join))
+def test_parse_fields_reads_reports_as_line_by_line(text: str) -> None:
+    assert rfc3464.parse_fields(text) == _parse_fields_line_by_line(text)

@@ -18,7 +18,11 @@ from bounceback.core.taxonomy import Action
 
 NAME = "rfc3464"
 
-_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,60})[ \t]*:[ \t]*(.*)$")
+_FIELD = r"([A-Za-z][A-Za-z0-9-]{0,60})[ \t]*:[ \t]*(.*)"
+# Each line of a text, as (name, value, "") when it is a field and ("", "", line) when not: the
+# first branch fails on a line that is not a field, and the second then takes it whole. Every
+# line gives one match, as str.split("\n") gives one string (an empty line an empty match).
+_LINE = re.compile(r"^(?:" + _FIELD + r"|(.*))$", re.M)
 _RECIPIENT_FIELDS = frozenset({"final-recipient", "original-recipient", "x-actual-recipient"})
 _PER_MESSAGE = frozenset(
     {
@@ -49,24 +53,20 @@ def parse_fields(text: str) -> tuple[Block, list[Block]]:
     recipients: list[Block] = []
     current: Block | None = None
     last: str | None = None
-    for line in text.split("\n")[:20_000]:
-        if not line or line.isspace():  # blank: what strip() would empty, with no copy made
-            if current:
-                recipients.append(current)
-            current = None
-            last = None
-            continue
-        if line[0] in " \t":
-            if last is not None:
+    # One search reads every line: a field's name and value, or else the line itself.
+    for field, raw_value, line in _LINE.findall(text)[:20_000]:
+        if not field:
+            if not line or line.isspace():  # blank: what strip() would empty, with no copy made
+                if current:
+                    recipients.append(current)
+                current = None
+                last = None
+            elif line[0] in " \t" and last is not None:  # a continuation line
                 target = current if current is not None else per_message
                 if last in target:
                     target[last] = (target[last] + " " + line.strip())[:16_384]
-            continue
-        match = _FIELD.match(line)
-        if not match:
-            continue
-        name, value = match.groups()
-        name, value = name.lower(), value.strip()
+            continue  # (a line that is none of these is skipped)
+        name, value = field.lower(), raw_value.strip()
         if current is None and name in _PER_MESSAGE and not recipients:
             per_message.setdefault(name, value)
             last = name
