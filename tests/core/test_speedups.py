@@ -696,3 +696,12 @@ _DSN_LINES = st.sampled_from(
 @given(st.lists(_DSN_LINES, max_size=25).map("\n".join))
 def test_parse_fields_reads_reports_as_line_by_line(text: str) -> None:
     assert rfc3464.parse_fields(text) == _parse_fields_line_by_line(text)
+
+
+def test_normalize_newlines_is_the_two_replacements() -> None:
+    for length in range(8):
+        for chars in itertools.product(
+            [b"a", b"\r", b"\n", b"\x0b", b"\x0c", b"\x1c", b"\x85"], repeat=length
+        ):
+            raw = b"".join(chars)
+            assert mime.normalize_newlines(raw) == raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
