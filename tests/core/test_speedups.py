@@ -705,3 +705,14 @@ def test_normalize_newlines_is_the_two_replacements() -> None:
         ):
             raw = b"".join(chars)
             assert mime.normalize_newlines(raw) == raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+_DELIMITER_AT_LINE_START = re.compile(rb"^--([!-~]{1,200})[ \t]*$", re.M)
+
+
+def test_delimiter_lines_after_a_line_break_are_those_at_line_starts() -> None:
+    for length in range(8):
+        for chars in itertools.product([b"-", b"a", b"\n", b" ", b"\r"], repeat=length):
+            body = b"".join(chars)
+            found = [m.group(1) for m in mime._DELIMITER_LINE.finditer(b"\n" + body)]
+            assert found == _DELIMITER_AT_LINE_START.findall(body), body

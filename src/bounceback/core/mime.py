@@ -436,14 +436,17 @@ def _delimiters(body: bytes, boundary: str) -> list[tuple[int, int, bool]]:
     return positions
 
 
-_DELIMITER_LINE = re.compile(rb"^--([!-~]{1,200})[ \t]*$", re.M)
+# A "--token" line, found after the line break before it (the body is searched with one put in
+# front): a pattern that starts with a literal is searched far faster than one that starts at
+# every line start ("^"), and it finds the same lines.
+_DELIMITER_LINE = re.compile(rb"\n--([!-~]{1,200})[ \t]*$", re.M)
 
 
 def _guess_boundary(body: bytes) -> str:
     """The boundary a body really uses when the declared one is missing or wrong: the most
     frequent ``--token`` line that also closes (``--token--``) or repeats."""
     counts: dict[bytes, int] = {}
-    for match in _DELIMITER_LINE.finditer(body[:MAX_TEXT]):
+    for match in _DELIMITER_LINE.finditer(b"\n" + body[:MAX_TEXT]):
         token = match.group(1)
         if token.endswith(b"--") and len(token) > 2:
             token = token[:-2]
