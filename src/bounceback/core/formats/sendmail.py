@@ -69,8 +69,9 @@ def detect(mail: Mail) -> list[Facts] | None:
 
 
 def _has_fatal_list(mail: Mail) -> bool:
-    # The regular expression runs only where its words are (a plain search is far cheaper).
-    if not mail.mentions("had permanent fatal errors", "had transient non-fatal errors"):
+    # The regular expression runs only where its words are (a plain search is far cheaper):
+    # both of its phrases end in "fatal errors", which one search looks for.
+    if not mail.mentions("fatal errors"):
         return False
     return _FATAL.search(mail.notice, mail.notice_lower) is not None
 
