@@ -309,7 +309,8 @@ class Part:
         self.headers = parse_header_block(head, problems)
         self.body = body
         # Every walk over the parts asks for the content type, many times: plain attributes.
-        self.content_type, self.params = _content_type(self.headers.get("Content-Type"))
+        # (Read from the index by its lower-cased key: this runs for every part.)
+        self.content_type, self.params = _content_type(self.headers._first.get("content-type", ""))
         # (_content_type gives a type with a "/" in it: the prefix is the main type.)
         self.is_multipart = self.content_type.startswith("multipart/")
 
@@ -377,7 +378,7 @@ class Part:
     @lazy
     def decoded(self) -> bytes:
         """The body with its Content-Transfer-Encoding undone (never raising)."""
-        cte = self.headers.get("Content-Transfer-Encoding").strip().lower()
+        cte = self.headers._first.get("content-transfer-encoding", "").strip().lower()
         body = self.body
         if cte == "base64":
             return _decode_base64(body, self._problems)
