@@ -232,7 +232,8 @@ class FieldSelection:
         items: list[tuple[str, str]] = self._pattern.findall("\n" + text)
         if len(text) > MAX_HEADER_VALUE:
             items = [(name, value[:MAX_HEADER_VALUE]) for name, value in items]
-        return _FIELD_LINE.search(text) is not None, Headers(items)
+        # A selected field is a field line too: the block has fields if any was selected.
+        return bool(items) or _FIELD_LINE.search(text) is not None, Headers(items)
 
 
 def _name_tree(ends: dict[str, str]) -> str:
