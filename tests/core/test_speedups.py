@@ -28,7 +28,7 @@ from bounceback.core.classify.rules.providers import PROVIDER_RULES
 from bounceback.core.formats import _common, _mta, _transcript, courier, exim, postfix, sendmail
 from bounceback.core.quick import _CASE_TRAPS, may_contain
 from bounceback.core.report import Problem
-from bounceback.core.standards import command, rfc3464, status
+from bounceback.core.standards import command, reply, rfc3464, status
 from bounceback.core.taxonomy import Kind
 
 _RELAXED = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -716,3 +716,22 @@ def test_delimiter_lines_after_a_line_break_are_those_at_line_starts() -> None:
             body = b"".join(chars)
             found = [m.group(1) for m in mime._DELIMITER_LINE.finditer(b"\n" + body)]
             assert found == _DELIMITER_AT_LINE_START.findall(body), body
+
+
+def _reply_code_through_finditer(text: str) -> str:
+    for pattern in (reply._REPLY_WITH_STATUS, reply._REPLY):
+        for match in pattern.finditer(text):
+            if match.group(0) in reply.REGISTERED:
+                return match.group(0)
+    return ""
+
+
+_REPLY_TEXT = st.lists(
+    st.sampled_from(["550", "426", "5.1.1", "421", " ", "-", "\n", ":", "x", "2", "5", "0", "#"]),
+    max_size=12,
+).map("".join)
+
+
+@given(_REPLY_TEXT)
+def test_find_reply_code_searches_as_finditer_iterates(text: str) -> None:
+    assert reply.find_reply_code(text) == _reply_code_through_finditer(text)
