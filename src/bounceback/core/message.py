@@ -8,6 +8,7 @@ parts: a bounce of a bounce must not be read as its inner bounce.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from bounceback.core.lazy import lazy
 from bounceback.core.mime import (
@@ -87,11 +88,11 @@ class Mail:
         self.data = normalize_newlines(raw)
         self.root = Part(self.data, self.problems)
         self.headers: Headers = self.root.headers
+        # header(name): the first value of a header ("" when absent). Detectors ask this often:
+        # the index's own lookup, bound once, rather than a method that calls it.
+        self.header: Callable[[str], str] = self.headers.get
 
     # --- headers ---------------------------------------------------------------------------
-    def header(self, name: str) -> str:
-        return self.headers.get(name)
-
     @lazy
     def subject(self) -> str:
         return decode_words(self.headers.get("Subject")).strip()
