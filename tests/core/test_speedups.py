@@ -735,3 +735,9 @@ _REPLY_TEXT = st.lists(
 @given(_REPLY_TEXT)
 def test_find_reply_code_searches_as_finditer_iterates(text: str) -> None:
     assert reply.find_reply_code(text) == _reply_code_through_finditer(text)
+
+
+def test_every_undashed_marker_is_searched_under_a_word_it_holds() -> None:
+    grouped = [(word, m) for word, ms in message._UNDASHED_BY_WORD.items() for m in ms]
+    assert sorted(m for _, m in grouped) == sorted(message._UNDASHED)
+    assert all(word in marker for word, marker in grouped)

@@ -66,6 +66,18 @@ _MARKERS = ORIGINAL_MARKERS
 _UNDASHED = tuple(marker for marker in _MARKERS if not marker.startswith("---"))
 
 
+def _by_word(markers: tuple[str, ...], words: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The markers under the first of ``words`` each holds (every marker must hold one)."""
+    groups: dict[str, list[str]] = {word: [] for word in words}
+    for marker in markers:
+        groups[next(word for word in words if word in marker)].append(marker)
+    return {word: tuple(found) for word, found in groups.items()}
+
+
+# Few notices hold these words: one search for a word rules out all of its markers at once.
+_UNDASHED_BY_WORD = _by_word(_UNDASHED, ("headers", "rfc822"))
+
+
 # The dashed markers as one pattern: a search finds where the first of them starts (the leftmost
 # match), in one pass that looks only at the places where three dashes are, instead of one search
 # of the whole text per marker. Plain literals, no repetition: nothing to backtrack over.
@@ -282,11 +294,14 @@ def split_original(text: str, lower: str = "") -> tuple[str, str]:
     ``text.lower()`` when the caller has it already."""
     lower = lower or text.lower()
     best = len(lower)  # none found yet
-    for marker in _UNDASHED:
-        # Only a marker that starts before the best so far matters: the search ends there.
-        pos = lower.find(marker, 0, best + len(marker) - 1)
-        if pos >= 0:
-            best = pos
+    for word, markers in _UNDASHED_BY_WORD.items():
+        if word not in lower:
+            continue
+        for marker in markers:
+            # Only a marker that starts before the best so far matters: the search ends there.
+            pos = lower.find(marker, 0, best + len(marker) - 1)
+            if pos >= 0:
+                best = pos
     dashed = _DASHED.search(lower, 0, best + _LONGEST_DASHED)
     if dashed is not None and dashed.start() < best:
         best = dashed.start()
