@@ -28,7 +28,7 @@ from bounceback.core.classify.rules.providers import PROVIDER_RULES
 from bounceback.core.formats import _common, _mta, _transcript, courier, exim, postfix, sendmail
 from bounceback.core.quick import _CASE_TRAPS, may_contain
 from bounceback.core.report import Problem
-from bounceback.core.standards import command, status
+from bounceback.core.standards import command, reply, rfc3464, status
 from bounceback.core.taxonomy import Kind
 
 _RELAXED = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -170,11 +170,25 @@ def test_rewritten_patterns_find_what_the_plain_forms_find(
             _same_search(fast, compiled, "".join(chars))
 
 
+def _params_through_the_escaping_pattern(value: str) -> tuple[str, dict[str, str]]:
+    """parse_params as it reads a value with a backslash, for any value."""
+    head, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    for name, raw in mime._PARAM.findall(rest[:4096]):
+        val = raw
+        if val.startswith('"') and val.endswith('"') and len(val) >= 2:
+            val = val[1:-1].replace('\\"', '"')
+        params.setdefault(name.lower().rstrip("*"), val)
+    return head.strip().lower(), params
+
+
 def test_parameters_without_escapes_read_as_with_them() -> None:
+    # The pattern without escapes gives a quoted value without its quotes in a group of its
+    # own: the parameters come out as the escaping pattern and the unquoting give them.
     for length in range(7):
-        for chars in itertools.product('a;= "\n', repeat=length):
-            text = "".join(chars)
-            assert mime._PARAM_NO_ESCAPES.findall(text) == mime._PARAM.findall(text), text
+        for chars in itertools.product('a;= "\n*', repeat=length):
+            value = "t/s;" + "".join(chars)
+            assert mime.parse_params(value) == _params_through_the_escaping_pattern(value), value
 
 
 _WHITESPACE = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
@@ -485,3 +499,245 @@ def test_the_lower_cased_search_gives_the_case_insensitive_match(text: str, cut:
         expected = pattern.ignorecase.search(text[:cut])
         found = pattern.search(text[:cut], text.lower()[:cut])
         assert (found and found.span()) == (expected and expected.span())
+
+
+@pytest.mark.parametrize("cls", _QUICK_INIT_CLASSES, ids=lambda cls: cls.__name__)
+def test_frozen_replace_is_dataclasses_replace(cls: type) -> None:
+    fields = dataclasses.fields(cls)
+    made = cls(**{f.name: object() for f in fields})
+    for count in (0, 1, 2, len(fields)):
+        changes = {f.name: object() for f in fields[:count]}
+        copied = frozen.replace(made, **changes)
+        assert type(copied) is cls and copied is not made
+        expected = dataclasses.replace(made, **changes)
+        assert all(getattr(copied, f.name) is getattr(expected, f.name) for f in fields)
+    with pytest.raises(TypeError):
+        frozen.replace(made, no_such_field=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        copied.__setattr__(fields[0].name, "changed")
+
+
+_BLANKS = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+
+
+def test_a_blank_line_is_what_strip_empties() -> None:
+    # parse_fields tests "not line or line.isspace()" where it tested "not line.strip()".
+    for line in ["", *_BLANKS, _BLANKS, " x", "x\u00a0", "\u200b"]:
+        assert (not line or line.isspace()) == (not line.strip())
+
+
+_DSN_VALUES = st.sampled_from(["", " ", "rfc822; a@b.example", "dns; mx.example", "smtp; 550 x"])
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(sorted(rfc3464._RECIPIENT_FIELDS | {"remote-mta"})), _DSN_VALUES
+    ),
+    _DSN_VALUES,
+)
+def test_facts_from_block_reads_a_missing_field_as_empty(block: dict[str, str], mta: str) -> None:
+    # facts_from_block skips the cleaning calls for a field the block lacks: the same as
+    # cleaning "" (every field spelled out, empty, gives the same facts).
+    full = dict.fromkeys((*rfc3464._RECIPIENT_FIELDS, "remote-mta", "diagnostic-code"), "")
+    full.update(block)
+    per_message = {"reporting-mta": mta} if mta else {}
+    assert rfc3464.facts_from_block(block, per_message) == rfc3464.facts_from_block(
+        full, {"reporting-mta": mta}
+    )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["X-Mimecast-Spam", "x-MIMECAST", "X-Mime", "Received", "İ-x", "x"]),
+            st.just("v"),
+        )
+    )
+)
+def test_has_prefix_is_a_scan_of_every_name(items: list[tuple[str, str]]) -> None:
+    headers = mime.Headers(items)
+    for prefix in ("x-mimecast", "x-mime", "i", "received"):
+        expected = any(name.lower().startswith(prefix) for name, _ in headers.items())
+        assert headers.has_prefix(prefix) is expected
+
+
+def _unfold_always_substituting(text: str) -> str:
+    """_mta.unfold before it returned one-line replies without the substitution."""
+    first = _mta._FIRST_REPLY.search(text)
+    if first is None:
+        return text
+    code, status = re.escape(first.group(1)), first.group(2)
+    repeat = rf"\s{code}-" + (rf"(?:{re.escape(status)}\s)?" if status else "")
+    if status:
+        repeat = rf"(?:{repeat}|\s{code} {re.escape(status)}\s)"
+    head, rest = text[: first.end()], text[first.end() :]
+    return head + re.sub(repeat, " ", rest)
+
+
+_REPLY_PIECES = st.sampled_from(
+    [
+        "550",
+        "550-",
+        "550 ",
+        "5.7.1",
+        "5.7.1 ",
+        "451",
+        "\n",
+        " ",
+        "-",
+        "x",
+        "550-5.7.1 ",
+        "550 5.7.1 ",
+    ]
+)
+
+
+@given(st.lists(_REPLY_PIECES, max_size=12).map("".join))
+def test_unfold_skips_only_replies_it_would_not_change(text: str) -> None:
+    assert _mta.unfold(text) == _unfold_always_substituting(text)
+
+
+def test_unfold_joins_a_multi_line_reply() -> None:
+    text = "550-5.7.1 Messages with multiple\n550-5.7.1 addresses\n550 5.7.1 refused"
+    assert _mta.unfold(text) == _unfold_always_substituting(text)
+    assert _mta.unfold(text) == "550-5.7.1 Messages with multiple addresses refused"
+
+
+def test_an_empty_header_block_has_no_fields() -> None:
+    problems: list[Problem] = []
+    assert len(mime.parse_header_block(b"", problems)) == 0 and not problems
+    assert mime.Part(b"\nbody", problems).headers.items() == [] and not problems
+
+
+_OPTIONAL_VALUE_LINE = re.compile(r"^([!-9;-~]{1,128}):[^\S\n]*(.*\S)?", re.M)
+
+
+@given(st.text(alphabet="ab:\n \t\u00a0\x0b\r", max_size=40))
+def test_field_line_value_alternation_is_the_optional_group(text: str) -> None:
+    # _FIELD_LINE's value was "(.*\S)?"; "(.*\S|)" finds the same fields and values.
+    assert mime._FIELD_LINE.findall(text) == _OPTIONAL_VALUE_LINE.findall(text)
+
+
+_FIELD_OF_A_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,60})[ \t]*:[ \t]*(.*)$")
+
+
+def _parse_fields_line_by_line(text: str) -> tuple[rfc3464.Block, list[rfc3464.Block]]:
+    """rfc3464.parse_fields as it was: str.split into lines, a match per line."""
+    per_message: rfc3464.Block = {}
+    recipients: list[rfc3464.Block] = []
+    current: rfc3464.Block | None = None
+    last: str | None = None
+    for line in text.split("\n")[:20_000]:
+        if not line.strip():
+            if current:
+                recipients.append(current)
+            current = None
+            last = None
+            continue
+        if line[0] in " \t":
+            if last is not None:
+                target = current if current is not None else per_message
+                if last in target:
+                    target[last] = (target[last] + " " + line.strip())[:16_384]
+            continue
+        match = _FIELD_OF_A_LINE.match(line)
+        if not match:
+            continue
+        name, value = match.group(1).lower(), match.group(2).strip()
+        if current is None and name in rfc3464._PER_MESSAGE and not recipients:
+            per_message.setdefault(name, value)
+            last = name
+            continue
+        if current is not None and name in rfc3464._RECIPIENT_FIELDS and name in current:
+            recipients.append(current)
+            current = None
+        if current is None:
+            if name in rfc3464._PER_MESSAGE:
+                per_message.setdefault(name, value)
+                last = name
+                continue
+            current = {}
+        current.setdefault(name, value)
+        last = name
+    if current:
+        recipients.append(current)
+    return per_message, [b for b in recipients if rfc3464._is_recipient(b)]
+
+
+def test_parse_fields_reads_every_short_text_as_line_by_line() -> None:
+    for length in range(7):
+        for chars in itertools.product("a:\n \t\u00a0-", repeat=length):
+            text = "".join(chars)
+            assert rfc3464.parse_fields(text) == _parse_fields_line_by_line(text), text
+
+
+_DSN_LINES = st.sampled_from(
+    [
+        "Reporting-MTA: dns; mx.example",
+        "Final-Recipient: rfc822; a@b.example",
+        "final-recipient:rfc822;c@d.example",
+        "Original-Recipient: rfc822; e@f.example",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Diagnostic-Code: smtp; 550 5.1.1 unknown",
+        "  continued text",
+        "\tcontinued\r",
+        "",
+        " ",
+        "\u00a0",
+        "junk line",
+        "X-Postfix-Queue-ID: 1",
+        "Arrival-Date: now",
+        "Name : value ",
+    ]
+)
+
+
+@given(st.lists(_DSN_LINES, max_size=25).map("\n".join))
+def test_parse_fields_reads_reports_as_line_by_line(text: str) -> None:
+    assert rfc3464.parse_fields(text) == _parse_fields_line_by_line(text)
+
+
+def test_normalize_newlines_is_the_two_replacements() -> None:
+    for length in range(8):
+        for chars in itertools.product(
+            [b"a", b"\r", b"\n", b"\x0b", b"\x0c", b"\x1c", b"\x85"], repeat=length
+        ):
+            raw = b"".join(chars)
+            assert mime.normalize_newlines(raw) == raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+_DELIMITER_AT_LINE_START = re.compile(rb"^--([!-~]{1,200})[ \t]*$", re.M)
+
+
+def test_delimiter_lines_after_a_line_break_are_those_at_line_starts() -> None:
+    for length in range(8):
+        for chars in itertools.product([b"-", b"a", b"\n", b" ", b"\r"], repeat=length):
+            body = b"".join(chars)
+            found = [m.group(1) for m in mime._DELIMITER_LINE.finditer(b"\n" + body)]
+            assert found == _DELIMITER_AT_LINE_START.findall(body), body
+
+
+def _reply_code_through_finditer(text: str) -> str:
+    for pattern in (reply._REPLY_WITH_STATUS, reply._REPLY):
+        for match in pattern.finditer(text):
+            if match.group(0) in reply.REGISTERED:
+                return match.group(0)
+    return ""
+
+
+_REPLY_TEXT = st.lists(
+    st.sampled_from(["550", "426", "5.1.1", "421", " ", "-", "\n", ":", "x", "2", "5", "0", "#"]),
+    max_size=12,
+).map("".join)
+
+
+@given(_REPLY_TEXT)
+def test_find_reply_code_searches_as_finditer_iterates(text: str) -> None:
+    assert reply.find_reply_code(text) == _reply_code_through_finditer(text)
+
+
+def test_every_undashed_marker_is_searched_under_a_word_it_holds() -> None:
+    grouped = [(word, m) for word, ms in message._UNDASHED_BY_WORD.items() for m in ms]
+    assert sorted(m for _, m in grouped) == sorted(message._UNDASHED)
+    assert all(word in marker for word, marker in grouped)

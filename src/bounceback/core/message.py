@@ -8,6 +8,7 @@ parts: a bounce of a bounce must not be read as its inner bounce.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from bounceback.core.lazy import lazy
 from bounceback.core.mime import (
@@ -23,7 +24,7 @@ from bounceback.core.mime import (
     normalize_newlines,
     parse_header_block,
 )
-from bounceback.core.quick import contains_any, has_case_traps
+from bounceback.core.quick import has_case_traps
 from bounceback.core.report import Problem
 
 _DELIVERY_STATUS = frozenset({"message/delivery-status", "message/global-delivery-status"})
@@ -65,6 +66,18 @@ _MARKERS = ORIGINAL_MARKERS
 _UNDASHED = tuple(marker for marker in _MARKERS if not marker.startswith("---"))
 
 
+def _by_word(markers: tuple[str, ...], words: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The markers under the first of ``words`` each holds (every marker must hold one)."""
+    groups: dict[str, list[str]] = {word: [] for word in words}
+    for marker in markers:
+        groups[next(word for word in words if word in marker)].append(marker)
+    return {word: tuple(found) for word, found in groups.items()}
+
+
+# Few notices hold these words: one search for a word rules out all of its markers at once.
+_UNDASHED_BY_WORD = _by_word(_UNDASHED, ("headers", "rfc822"))
+
+
 # The dashed markers as one pattern: a search finds where the first of them starts (the leftmost
 # match), in one pass that looks only at the places where three dashes are, instead of one search
 # of the whole text per marker. Plain literals, no repetition: nothing to backtrack over.
@@ -87,11 +100,11 @@ class Mail:
         self.data = normalize_newlines(raw)
         self.root = Part(self.data, self.problems)
         self.headers: Headers = self.root.headers
+        # header(name): the first value of a header ("" when absent). Detectors ask this often:
+        # the index's own lookup, bound once, rather than a method that calls it.
+        self.header: Callable[[str], str] = self.headers.get
 
     # --- headers ---------------------------------------------------------------------------
-    def header(self, name: str) -> str:
-        return self.headers.get(name)
-
     @lazy
     def subject(self) -> str:
         return decode_words(self.headers.get("Subject")).strip()
@@ -177,16 +190,23 @@ class Mail:
             if part.is_multipart and part is self.root and not part.children:
                 plain.append(part.text)  # a multipart whose parts cannot be found: read it whole
                 continue
-            if part.is_multipart or part.content_type in _RETURNED:
+            ctype = part.content_type
+            if ctype == "text/plain":  # read whether it is an attachment or not
+                plain.append(part.text)
                 continue
-            disposition = part.headers.get("Content-Disposition").lower()
-            if disposition.startswith("attachment") and part.content_type != "text/plain":
+            if (
+                part.is_multipart
+                or ctype in _RETURNED
+                or not (ctype == "text/html" or part is self.root)
+            ):
+                continue  # (nor any other type but the message's own body)
+            if part.headers.get("Content-Disposition").lower().startswith("attachment"):
                 continue
-            if part.content_type == "text/html":
+            if ctype == "text/html":
                 # Decoded now, so that its problems are recorded in part order; reduced to text
                 # (the costly step) only when there is no plain text to read instead.
                 html.append(part.source_text)
-            elif part.content_type == "text/plain" or part is self.root:
+            else:
                 plain.append(part.text)
         if plain:
             return "\n".join(plain)
@@ -200,7 +220,14 @@ class Mail:
         """Whether :attr:`text` may contain one of ``needles`` (lower-case ASCII) in any case:
         a cheap test for a detector to run before a case-insensitive pattern that needs one of
         them, over the text or the notice (its beginning). See :func:`quick.may_contain`."""
-        return self._case_traps or contains_any(self.text_lower, needles)
+        if self._case_traps:
+            return True
+        lower = self.text_lower
+        # contains_any, written out: detectors ask this very often (a plain loop, no generator)
+        for needle in needles:  # noqa: SIM110
+            if needle in lower:
+                return True
+        return False
 
     @lazy
     def _case_traps(self) -> bool:
@@ -213,7 +240,9 @@ class Mail:
 
     @lazy
     def notice_lower(self) -> str:
-        return self.notice.lower()
+        notice = self.notice
+        # Most notices are the whole text (no inline copy follows): its lower-cased copy is made.
+        return self.text_lower if notice is self.text else notice.lower()
 
     @lazy
     def inline_original(self) -> str:
@@ -265,11 +294,14 @@ def split_original(text: str, lower: str = "") -> tuple[str, str]:
     ``text.lower()`` when the caller has it already."""
     lower = lower or text.lower()
     best = len(lower)  # none found yet
-    for marker in _UNDASHED:
-        # Only a marker that starts before the best so far matters: the search ends there.
-        pos = lower.find(marker, 0, best + len(marker) - 1)
-        if pos >= 0:
-            best = pos
+    for word, markers in _UNDASHED_BY_WORD.items():
+        if word not in lower:
+            continue
+        for marker in markers:
+            # Only a marker that starts before the best so far matters: the search ends there.
+            pos = lower.find(marker, 0, best + len(marker) - 1)
+            if pos >= 0:
+                best = pos
     dashed = _DASHED.search(lower, 0, best + _LONGEST_DASHED)
     if dashed is not None and dashed.start() < best:
         best = dashed.start()

@@ -199,8 +199,9 @@ def _original(mail: Mail) -> Original:
 
 
 def _return_path(mail: Mail) -> str:
+    get = mail.headers.get
     for name in _RETURN_PATH_HEADERS:
-        value = mail.header(name)
+        value = get(name)
         if value:
             found = addr.find_address(value)
             if found:

@@ -7,10 +7,10 @@ SMTP command the server answered; the report often does not).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from bounceback.core import address as addr
+from bounceback.core.frozen import replace
 from bounceback.core.message import Mail
 from bounceback.core.report import Facts
 from bounceback.core.standards import command, reply, rfc3464
@@ -37,12 +37,17 @@ def unfold(text: str) -> str:
     first = _FIRST_REPLY.search(text)
     if first is None:
         return text
-    code, status = re.escape(first.group(1)), first.group(2)
+    # Every repeat below holds "<code>-" or "<code> <status>": a reply of one line (most of
+    # them) has neither after its start, and is returned without making the pattern.
+    rest = text[first.end() :]
+    literal, status = first.group(1), first.group(2)
+    if literal + "-" not in rest and (not status or f"{literal} {status}" not in rest):
+        return text
+    code = re.escape(literal)
     repeat = rf"\s{code}-" + (rf"(?:{re.escape(status)}\s)?" if status else "")
     if status:
         repeat = rf"(?:{repeat}|\s{code} {re.escape(status)}\s)"
-    head, rest = text[: first.end()], text[first.end() :]
-    return head + re.sub(repeat, " ", rest)
+    return text[: first.end()] + re.sub(repeat, " ", rest)
 
 
 def dsn_facts(mail: Mail) -> list[Facts]:
@@ -60,7 +65,7 @@ def enrich(fact: Facts, paragraph: str) -> Facts:
     diagnostic, the paragraph itself."""
     text = " ".join(paragraph.split())  # whitespace collapsed to single spaces
     diagnostic = unfold(fact.diagnostic or text)
-    return dataclasses.replace(
+    return replace(
         fact,
         diagnostic=diagnostic,
         status=st.more_specific(fact.status, diagnostic),

@@ -58,12 +58,15 @@ def _from_daemon(mail: Mail) -> bool:
 
 
 def detect(mail: Mail) -> list[Facts] | None:
+    # The signature's words first: one plain search of the text, which the detectors before
+    # this one have read already (sendmail reads it for every message), where the subject and
+    # sender tests below run case-insensitive patterns and pass for most bounces anyway.
+    if not mail.mentions("courier mail server"):
+        return None
     if not (_about_delivery(mail) or _from_daemon(mail)):
         return None
     text = mail.text
-    if not mail.mentions("courier mail server") or not _SIGNATURE.search(
-        text[:2000], mail.text_lower[:2000]
-    ):
+    if not _SIGNATURE.search(text[:2000], mail.text_lower[:2000]):
         return None
     report = _mta.dsn_facts(mail)
     if report:

@@ -11,9 +11,9 @@ from there. A recipient without a Diagnostic-Code takes the answer from the Send
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from bounceback.core.formats._common import between, squash
+from bounceback.core.frozen import replace
 from bounceback.core.message import Mail
 from bounceback.core.report import Facts
 from bounceback.core.standards import command, reply, rfc3464, status

@@ -10,8 +10,8 @@ than the status code, which Facebook sets to 5.1.1 for every refusal of a recipi
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
+from bounceback.core.frozen import replace
 from bounceback.core.message import Mail
 from bounceback.core.report import Facts
 from bounceback.core.standards import rfc3464

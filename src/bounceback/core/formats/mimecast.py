@@ -43,10 +43,7 @@ def detect(mail: Mail) -> list[Facts] | None:
 
 def _is_mimecast(mail: Mail) -> bool:
     # The Received lines first: the scan of every header name runs only when they say nothing.
-    if not (
-        "mimecast.com" in mail.received_lower
-        or any(name.lower().startswith("x-mimecast") for name, _ in mail.headers.items())
-    ):
+    if not ("mimecast.com" in mail.received_lower or mail.headers.has_prefix("x-mimecast")):
         return False
     text = mail.text
     return _PROBLEM in text and "could not be delivered" in text

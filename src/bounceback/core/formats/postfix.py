@@ -16,12 +16,12 @@ postmaster is a session transcript: the recipients are the RCPT TO lines before 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from bounceback.core import address as addr
 from bounceback.core.formats import _mta
 from bounceback.core.formats._common import facts, squash
+from bounceback.core.frozen import replace
 from bounceback.core.message import Mail
 from bounceback.core.quick import CaselessPattern
 from bounceback.core.report import Facts
@@ -123,14 +123,12 @@ def _complete(fact: Facts, paragraphs: dict[str, tuple[str, str]]) -> Facts:
         quoted = [k for k in paragraphs if k.replace('"', "") == key.replace('"', "")]
         if quoted:
             key = quoted[0]
-            fact = dataclasses.replace(fact, address=paragraphs[key][0])
+            fact = replace(fact, address=paragraphs[key][0])
     paragraph = paragraphs.get(key, ("", ""))[1]
     fact = _mta.enrich(fact, paragraph)
     if fact.diagnostic_type == "x-unix" and _COMMAND_FAILED.search(fact.diagnostic):
         # pipe(8) / local(8): the delivery command itself failed or exited with an error.
-        return dataclasses.replace(
-            fact, reason_hint=Reason.MAILER_ERROR, hint_rule="postfix.command-failed"
-        )
+        return replace(fact, reason_hint=Reason.MAILER_ERROR, hint_rule="postfix.command-failed")
     return fact
 
 

@@ -5,8 +5,7 @@ message it stopped retrying, often with no Status at all, so the generic reader 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+from bounceback.core.frozen import replace
 from bounceback.core.message import Mail
 from bounceback.core.report import Facts
 from bounceback.core.standards import rfc3464

@@ -23,10 +23,10 @@ the text itself.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from bounceback.core import address as addr
 from bounceback.core.formats import _transcript
+from bounceback.core.frozen import replace
 from bounceback.core.message import Mail
 from bounceback.core.quick import CaselessPattern
 from bounceback.core.report import Facts
@@ -69,8 +69,9 @@ def detect(mail: Mail) -> list[Facts] | None:
 
 
 def _has_fatal_list(mail: Mail) -> bool:
-    # The regular expression runs only where its words are (a plain search is far cheaper).
-    if not mail.mentions("had permanent fatal errors", "had transient non-fatal errors"):
+    # The regular expression runs only where its words are (a plain search is far cheaper):
+    # both of its phrases end in "fatal errors", which one search looks for.
+    if not mail.mentions("fatal errors"):
         return False
     return _FATAL.search(mail.notice, mail.notice_lower) is not None
 

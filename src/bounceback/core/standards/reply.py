@@ -37,7 +37,12 @@ REGISTERED = _POSITIVE | _TRANSIENT | _PERMANENT | _PERMANENT_TOO
 def find_reply_code(text: str) -> str:
     """The SMTP reply code of the server's answer quoted in ``text``, or ``""``."""
     for pattern in (_REPLY_WITH_STATUS, _REPLY):
-        for match in pattern.finditer(text):
-            if match.group(0) in REGISTERED:
-                return match.group(0)
+        # The matches one after another as finditer gives them (each is three characters, none
+        # empty), without making an iterator: most texts are decided by the first.
+        match = pattern.search(text)
+        while match is not None:
+            code = match.group(0)
+            if code in REGISTERED:
+                return code
+            match = pattern.search(text, match.end())
     return ""

@@ -18,7 +18,11 @@ from bounceback.core.taxonomy import Action
 
 NAME = "rfc3464"
 
-_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,60})[ \t]*:[ \t]*(.*)$")
+_FIELD = r"([A-Za-z][A-Za-z0-9-]{0,60})[ \t]*:[ \t]*(.*)"
+# Each line of a text, as (name, value, "") when it is a field and ("", "", line) when not: the
+# first branch fails on a line that is not a field, and the second then takes it whole. Every
+# line gives one match, as str.split("\n") gives one string (an empty line an empty match).
+_LINE = re.compile(r"^(?:" + _FIELD + r"|(.*))$", re.M)
 _RECIPIENT_FIELDS = frozenset({"final-recipient", "original-recipient", "x-actual-recipient"})
 _PER_MESSAGE = frozenset(
     {
@@ -49,23 +53,20 @@ def parse_fields(text: str) -> tuple[Block, list[Block]]:
     recipients: list[Block] = []
     current: Block | None = None
     last: str | None = None
-    for line in text.split("\n")[:20_000]:
-        if not line.strip():
-            if current:
-                recipients.append(current)
-            current = None
-            last = None
-            continue
-        if line[0] in " \t":
-            if last is not None:
+    # One search reads every line: a field's name and value, or else the line itself.
+    for field, raw_value, line in _LINE.findall(text)[:20_000]:
+        if not field:
+            if not line or line.isspace():  # blank: what strip() would empty, with no copy made
+                if current:
+                    recipients.append(current)
+                current = None
+                last = None
+            elif line[0] in " \t" and last is not None:  # a continuation line
                 target = current if current is not None else per_message
                 if last in target:
                     target[last] = (target[last] + " " + line.strip())[:16_384]
-            continue
-        match = _FIELD.match(line)
-        if not match:
-            continue
-        name, value = match.group(1).lower(), match.group(2).strip()
+            continue  # (a line that is none of these is skipped)
+        name, value = field.lower(), raw_value.strip()
         if current is None and name in _PER_MESSAGE and not recipients:
             per_message.setdefault(name, value)
             last = name
@@ -100,28 +101,37 @@ def typed_value(value: str) -> tuple[str, str]:
 
 def facts_from_block(block: Block, per_message: Block) -> Facts | None:
     """One recipient's :class:`Facts` from its DSN fields (None when it names no address)."""
-    final = addr.clean(block.get("final-recipient", ""))
-    original = addr.clean(block.get("original-recipient", ""))
-    actual = addr.clean(block.get("x-actual-recipient", ""))
+    # A field the block does not have reads as "" without the calls (each gives "" for "").
+    # Most blocks lack X-Actual-Recipient, many Original-Recipient and Remote-MTA.
+    get = block.get
+    final = addr.clean(get("final-recipient", ""))
+    original = _clean(get("original-recipient", ""))
+    actual = _clean(get("x-actual-recipient", ""))
     address = final if addr.is_address(final) else (original or actual or final)
     if not address:
         return None
-    diag_type, diagnostic = typed_value(block.get("diagnostic-code", ""))
+    diag_type, diagnostic = typed_value(get("diagnostic-code", ""))
     diagnostic = _unquote(diagnostic)
-    status_field = status.normalize(block.get("status", ""))
+    status_field = status.normalize(get("status", ""))
+    remote = get("remote-mta", "")
+    reporting = per_message.get("reporting-mta", "")
     return Facts(
         address=address,
         original_recipient=original if original.lower() != address.lower() else "",
-        action=Action.parse(block.get("action", "")),
+        action=Action.parse(get("action", "")),
         status=status.more_specific(status_field, diagnostic),
         reply_code="" if diag_type == "x-unix" else reply.find_reply_code(diagnostic),
         diagnostic=diagnostic,
         diagnostic_type=diag_type,
-        remote_mta=typed_value(block.get("remote-mta", ""))[1],
-        reporting_mta=typed_value(per_message.get("reporting-mta", ""))[1],
-        smtp_command=command.find_command(diagnostic),
-        last_attempt=block.get("last-attempt-date", ""),
+        remote_mta=typed_value(remote)[1] if remote else "",
+        reporting_mta=typed_value(reporting)[1] if reporting else "",
+        smtp_command=command.find_command(diagnostic) if diagnostic else "",
+        last_attempt=get("last-attempt-date", ""),
     )
+
+
+def _clean(value: str) -> str:
+    return addr.clean(value) if value else ""
 
 
 def _unquote(text: str) -> str:
