@@ -126,11 +126,20 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _factory(request: Request) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = request.app.state.factory
+    return factory
+
+
 @contextmanager
 def _db(request: Request) -> Iterator[Session]:
-    factory: sessionmaker[Session] = request.app.state.factory
-    with transaction(factory) as session:
+    with transaction(_factory(request)) as session:
         yield session
+
+
+def _flash(request: Request, message: str) -> None:
+    """A one-time message shown on the next page rendered."""
+    request.session[_FLASH_KEY] = message
 
 
 def _viewer(request: Request, session: Session) -> Viewer:
@@ -394,7 +403,7 @@ def contact_unbounce(
     except (Forbidden, Invalid, Conflict) as exc:
         refused = exc
     if refused is None:
-        request.session[_FLASH_KEY] = "The contact was unbounced; the note is in the audit trail."
+        _flash(request, "The contact was unbounced; the note is in the audit trail.")
         return _redirect(f"/contacts/{contact_id}")
     with _db(request) as session:
         viewer = _viewer(request, session)
@@ -516,9 +525,8 @@ def send_resend(
         )
         count = sending.progress(session, viewer.account_id, created.id).queued
         new_id = created.id
-    request.session[_FLASH_KEY] = f"Resending to {count} soft-bounced recipient(s)." + (
-        f" It goes out at {display.when(when)}." if when else ""
-    )
+    later = f" It goes out at {display.when(when)}." if when else ""
+    _flash(request, f"Resending to {count} soft-bounced recipient(s).{later}")
     return _redirect(f"/sends/{new_id}")
 
 
@@ -570,7 +578,7 @@ def _control(request: Request, send_id: int, token: str, action: str) -> Respons
         if not viewer.is_admin:
             raise Forbidden(f"only an administrator can {action} a send")
         control(session, viewer.account_id, send_id)
-    request.session[_FLASH_KEY] = done
+    _flash(request, done)
     return _redirect(f"/sends/{send_id}")
 
 

@@ -12,15 +12,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from bounceback.service.db.models import EnrollmentState, MailboxSecurity, utcnow
 from bounceback.service.domain import contacts, direct, mailboxes, sequences
 from bounceback.service.domain.errors import Conflict, DomainError, Invalid
 from bounceback.service.web import csrf
 from bounceback.service.web.views import (
-    _FLASH_KEY,
     _db,
+    _factory,
+    _flash,
     _redirect,
     _render,
     _safe_next,
@@ -35,15 +36,6 @@ STEP_ROWS = 5  # step rows of the new-sequence form (empty ones are left out)
 RETRY_CHOICES = (("1", "in 1 hour"), ("4", "in 4 hours"), ("24", "tomorrow"), ("72", "in 3 days"))
 DELAY_UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 FormList = Annotated[list[str] | None, Form()]  # a field repeated once per step row
-
-
-def _flash(request: Request, message: str) -> None:
-    request.session[_FLASH_KEY] = message
-
-
-def _factory(request: Request) -> sessionmaker[Session]:
-    factory: sessionmaker[Session] = request.app.state.factory
-    return factory
 
 
 # --- the mailbox ------------------------------------------------------------------------------
