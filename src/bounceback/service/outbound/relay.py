@@ -266,7 +266,7 @@ class Relay:
         config = self.config
         step = "EHLO"
         try:
-            _ehlo(smtp)
+            ehlo(smtp)
             if config.security == "starttls":
                 step = "STARTTLS"
                 if not smtp.has_extn("starttls"):
@@ -281,7 +281,7 @@ class Relay:
                     )
                 smtp.starttls(context=config.ssl_context())
                 step = "EHLO"
-                _ehlo(smtp)
+                ehlo(smtp)
             if config.username:
                 step = "AUTH"
                 _login(smtp, config)
@@ -354,7 +354,8 @@ class Relay:
             self._drop()
 
 
-def _ehlo(smtp: smtplib.SMTP) -> None:
+def ehlo(smtp: smtplib.SMTP) -> None:
+    """EHLO, or HELO from a server that does not speak ESMTP; raises when neither is taken."""
     code, reply = smtp.ehlo()
     if code != 250:
         code, reply = smtp.helo()

@@ -20,7 +20,7 @@ import ssl
 from dataclasses import dataclass
 
 from bounceback.service.db.models import MailboxSecurity
-from bounceback.service.outbound.relay import Outcome, SendResult, reply_text
+from bounceback.service.outbound.relay import Outcome, SendResult, ehlo, reply_text
 
 DEFAULT_TIMEOUT = 30.0
 RECIPIENT_COMMANDS = frozenset({"RCPT", "DATA"})
@@ -147,7 +147,7 @@ def _hello(smtp: smtplib.SMTP, server: Server) -> None:
     """EHLO, STARTTLS and login. A failure here says nothing about any recipient."""
     step = "EHLO"
     try:
-        _ehlo(smtp)
+        ehlo(smtp)
         if server.security is MailboxSecurity.STARTTLS:
             step = "STARTTLS"
             if not smtp.has_extn("starttls"):
@@ -161,7 +161,7 @@ def _hello(smtp: smtplib.SMTP, server: Server) -> None:
                 )
             smtp.starttls(context=server.ssl_context())
             step = "EHLO"
-            _ehlo(smtp)
+            ehlo(smtp)
         if server.password:
             step = "AUTH"
             _login(smtp, server)
@@ -169,14 +169,6 @@ def _hello(smtp: smtplib.SMTP, server: Server) -> None:
         raise _Failed(_result(exc.smtp_code, exc.smtp_error, step, temporary=True)) from None
     except (OSError, ValueError, smtplib.SMTPException) as exc:  # ValueError: non-ASCII login
         raise _Failed(_no_answer(exc, step)) from None
-
-
-def _ehlo(smtp: smtplib.SMTP) -> None:
-    code, reply = smtp.ehlo()
-    if code != 250:
-        code, reply = smtp.helo()
-        if code != 250:
-            raise smtplib.SMTPHeloError(code, reply)
 
 
 _MECHANISMS = ("PLAIN", "LOGIN")
