@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bounceback.service.db.models import Job, RawBounce
 from bounceback.service.db.session import make_engine, make_sessionmaker
+from bounceback.service.domain.intake import Arriving
 from bounceback.service.receivers.smtp import BounceReceiver, GroupWriter, Incoming
 from bounceback.service.settings import Settings
 
@@ -127,6 +128,10 @@ def test_storage_failure_answers_451(tmp_path: Path) -> None:
         engine.dispose()
 
 
+def _arriving(raw: bytes, envelope_to: str = VERP) -> Arriving:
+    return Arriving(raw, "smtp", "", envelope_to)
+
+
 def _ndr(number: int) -> bytes:
     return NDR.replace(b"<ndr-1@", b"<ndr-%d@" % number)
 
@@ -137,7 +142,7 @@ def test_messages_waiting_together_share_one_transaction(
     """Group commit: what queued up while the writer was busy goes into one transaction, each
     message keeping its own row and job; the same bytes twice in a batch are still one row."""
     writer = GroupWriter(factory)
-    items = [Incoming(_ndr(n), "", VERP) for n in range(20)] + [Incoming(_ndr(3), "", VERP)]
+    items = [Incoming(_arriving(_ndr(n))) for n in [*range(20), 3]]
     futures = [writer.submit(item) for item in items]  # all waiting before the writer starts
     writer.start()
     results = [future.result(timeout=30) for future in futures]
@@ -158,8 +163,8 @@ def test_a_message_that_cannot_be_stored_fails_alone(factory: sessionmaker[Sessi
     has an envelope address with an undecodable byte (aiosmtpd keeps it as a lone surrogate,
     which no database driver can encode)."""
     writer = GroupWriter(factory)
-    good = [writer.submit(Incoming(_ndr(n), "", VERP)) for n in range(5)]
-    bad = writer.submit(Incoming(_ndr(99), "", "b+1.\udcff@" + BOUNCE_DOMAIN))
+    good = [writer.submit(Incoming(_arriving(_ndr(n)))) for n in range(5)]
+    bad = writer.submit(Incoming(_arriving(_ndr(99), "b+1.\udcff@" + BOUNCE_DOMAIN)))
     writer.start()
     assert all(future.result(timeout=30)[1] for future in good)
     with pytest.raises(UnicodeEncodeError):

@@ -53,9 +53,7 @@ LINGER = 0.002  # seconds a batch waits for more messages after its first
 class Incoming:
     """One received message waiting for its transaction."""
 
-    raw: bytes
-    envelope_from: str
-    envelope_to: str
+    message: intake.Arriving
     stored: Future[tuple[int, bool]] = field(default_factory=Future, compare=False)
 
 
@@ -129,23 +127,18 @@ class GroupWriter:
             item.stored.set_result(result)
 
     def _store_together(self, batch: list[Incoming]) -> list[tuple[int, bool]]:
-        if len(batch) == 1:  # alone (or retried alone): the path that settles every race
-            item = batch[0]
-            with transaction(self.factory) as session:
+        with transaction(self.factory) as session:
+            if len(batch) == 1:  # alone (or retried alone): the path that settles every race
+                message = batch[0].message
                 row, new = intake.store_raw(
                     session,
-                    item.raw,
-                    source=SOURCE,
-                    envelope_from=item.envelope_from,
-                    envelope_to=item.envelope_to,
+                    message.raw,
+                    source=message.source,
+                    envelope_from=message.envelope_from,
+                    envelope_to=message.envelope_to,
                 )
                 return [(row.id, new)]
-        arriving = [
-            intake.Arriving(item.raw, SOURCE, item.envelope_from, item.envelope_to)
-            for item in batch
-        ]
-        with transaction(self.factory) as session:
-            return intake.store_many(session, arriving)
+            return intake.store_many(session, [item.message for item in batch])
 
 
 class BounceHandler:
@@ -176,15 +169,16 @@ class BounceHandler:
         raw = envelope.original_content or b""
         if len(raw) > self.settings.max_message_bytes:
             return "552 5.3.4 Message too big for this system"
-        item = Incoming(
+        message = intake.Arriving(
             raw,
+            SOURCE,
             _null_is_empty(envelope.mail_from),
             # One message, one row: the first recipient names the delivery (a bounce has one
             # recipient; an MTA batching several would send the same bytes for each anyway).
             envelope.rcpt_tos[0] if envelope.rcpt_tos else "",
         )
         try:  # the writer thread commits it; the event loop serves other connections meanwhile
-            raw_id, new = await asyncio.wrap_future(self.writer.submit(item))
+            raw_id, new = await asyncio.wrap_future(self.writer.submit(Incoming(message)))
         except Exception:
             log.exception("could not store a message from %s", session.peer)
             return "451 4.3.0 Could not store the message; please try again later"
