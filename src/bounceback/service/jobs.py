@@ -67,38 +67,30 @@ def enqueue(
 
 
 BULK = 500  # jobs per statement in ``enqueue_many``
+Keyed = tuple[dict[str, Any], str, datetime]  # a job's payload, key and run_at
 
 
-def enqueue_many(
-    session: Session, kind: str, jobs: Sequence[tuple[dict[str, Any], str, datetime]]
-) -> None:
-    """``enqueue`` for many keyed jobs ``(payload, key, run_at)``: keys already queued are
-    skipped, the rest inserted 500 per statement (a send of 100,000 recipients)."""
+def enqueue_many(session: Session, kind: str, jobs: Sequence[Keyed]) -> None:
+    """``enqueue`` for many keyed jobs: keys already queued are skipped, the rest inserted 500
+    per statement (a send of 100,000 recipients)."""
     for start in range(0, len(jobs), BULK):
         chunk = jobs[start : start + BULK]
         queued = set(session.scalars(select(Job.key).where(Job.key.in_([k for _, k, _ in chunk]))))
         fresh = [job for job in chunk if job[1] not in queued]
         if not fresh:
             continue
-        rows = [{"kind": kind, "payload": p, "key": k, "run_at": when} for p, k, when in fresh]
         try:
             with session.begin_nested():
-                session.execute(insert(Job), rows)
+                enqueue_new(session, kind, fresh)
         except IntegrityError:  # another process queued some of them at this moment
             for payload, key, when in fresh:
                 enqueue(session, kind, payload, key=key, run_at=when)
 
 
-def enqueue_new(
-    session: Session,
-    kind: str,
-    jobs: list[tuple[dict[str, Any], str]],
-    run_at: datetime | None = None,
-) -> None:
-    """Add jobs ``(payload, key)`` in one statement. Only for keys that cannot exist yet (made
-    from rows inserted in this transaction): a key that does fails the whole transaction."""
-    when = run_at or utcnow()
-    rows = [{"kind": kind, "payload": p, "key": key, "run_at": when} for p, key in jobs]
+def enqueue_new(session: Session, kind: str, jobs: Sequence[Keyed]) -> None:
+    """Add keyed jobs in one statement. Only for keys that cannot exist yet (made from rows
+    inserted in this transaction): a key that does fails the whole transaction."""
+    rows = [{"kind": kind, "payload": p, "key": key, "run_at": when} for p, key, when in jobs]
     session.execute(insert(Job), rows)
 
 

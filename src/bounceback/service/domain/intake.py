@@ -125,7 +125,8 @@ def store_many(session: Session, messages: Sequence[Arriving]) -> list[tuple[int
         statement = insert(RawBounce).returning(RawBounce.id, sort_by_parameter_order=True)
         new_ids = session.scalars(statement, rows).all()
         ids.update(zip(first, new_ids, strict=True))
-        jobs.enqueue_new(session, PROCESS, [({"raw_id": i}, f"raw:{i}") for i in new_ids])
+        now = utcnow()
+        jobs.enqueue_new(session, PROCESS, [({"raw_id": i}, f"raw:{i}", now) for i in new_ids])
     return [(ids[digest], first.get(digest) == index) for index, digest in enumerate(digests)]
 
 

@@ -139,8 +139,7 @@ def create_send(
         }
         for contact in contacts
     ]
-    for start in range(0, len(rows), suppression.CHUNK):  # bulk inserts, not one per row
-        session.execute(insert(Delivery), rows[start : start + suppression.CHUNK])
+    session.execute(insert(Delivery), rows)  # one bulk insert (executemany), not one per row
     return send
 
 
