@@ -87,10 +87,6 @@ _DASHED = re.compile(
 # A marker that starts before ``best`` ends before this much further.
 _LONGEST_DASHED = max(len(m) for m in _MARKERS if m.startswith("---"))
 
-_ORIGINAL_FIELD = re.compile(
-    r"^(message-id|from|to|subject|date|x-[\w-]{1,60}):[ \t]*(.*)$", re.I | re.M
-)
-
 
 class Mail:
     """A parsed view of one message. Not frozen (it caches), but never changed after use."""
@@ -323,11 +319,3 @@ def _header_lines(text: str) -> str:
             continue
         out.append(line.lstrip(" ") if not out else line)
     return "\n".join(out)
-
-
-def scan_original_fields(text: str) -> dict[str, str]:
-    """Header-like fields (Message-ID, From, To, Subject, Date, X-*) anywhere in ``text``."""
-    found: dict[str, str] = {}
-    for match in _ORIGINAL_FIELD.finditer(text[:200_000]):
-        found.setdefault(match.group(1).lower(), match.group(2).strip())
-    return found
